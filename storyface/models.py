@@ -11,7 +11,7 @@ import gzip
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -52,6 +52,7 @@ class LoadedModel:
     is_tiny: bool
     train_resolution: int  # side of the square crop the identity is trained on
     render_size: int  # default panel side
+    loaded_tokens: dict[str, tuple[str, int]] = field(default_factory=dict)  # token -> (digest, vectors)
 
     @property
     def device(self) -> torch.device:

@@ -1,0 +1,170 @@
+"""An identity as a standard textual-inversion file, and putting it into a pipeline.
+
+SDXL identities are saved with ``clip_l`` [2, 768] and ``clip_g`` [2, 1280] rows, SD 2.x ones with
+``emb_params`` [2, 1024]: the layout diffusers' ``load_textual_inversion``, A1111 and ComfyUI read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..errors import FamilyMismatchError, IdentityFileError
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
+
+FORMAT = "storyface-identity/1"
+FAMILY_KEYS = {"sdxl": ("clip_l", "clip_g"), "sd2": ("emb_params",)}
+TOKENS_PER_ENCODER = 2
+
+
+def identity_token(name: str) -> str:
+    """The trigger word for a person: ``"Grace Hopper"`` -> ``"<grace-hopper>"``."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    if not slug:
+        slug = "id-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"<{slug}>"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A learned person: 2 word embeddings per text encoder, plus where they came from."""
+
+    name: str
+    family: str  # "sdxl" | "sd2"
+    embeddings: dict[str, torch.Tensor]  # encoder key -> [2, dim], float32, CPU
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def token(self) -> str:
+        return identity_token(self.name)
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.metadata.get("tiny") == "true"
+
+    def dims(self) -> dict[str, int]:
+        return {k: int(v.shape[1]) for k, v in self.embeddings.items()}
+
+    def digest(self) -> str:
+        """Content hash of the rows: tells a reloaded identity from a changed one."""
+        h = hashlib.sha256()
+        for key in sorted(self.embeddings):
+            h.update(key.encode())
+            h.update(self.embeddings[key].to(torch.float32).contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def save_identity(identity: Identity, path: str | os.PathLike) -> Path:
+    """Write atomically (temp file + rename), so a crash never leaves half a file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in identity.embeddings.items()}
+    meta = {**identity.metadata, "format": FORMAT, "name": identity.name, "family": identity.family}
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _family_from_keys(keys: set[str]) -> str:
+    for family, fam_keys in FAMILY_KEYS.items():
+        if keys == set(fam_keys):
+            return family
+    if len(keys) == 1:
+        return "sd2"  # single-tensor textual-inversion files from other tools
+    raise IdentityFileError(
+        f"embedding keys {sorted(keys)} match no base family: SDXL needs clip_l and clip_g, SD 2.x emb_params"
+    )
+
+
+def load_identity(path: str | os.PathLike, name: str | None = None) -> Identity:
+    """Read and validate an identity file; only ``.safetensors`` (pickles can run code)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors":
+        raise IdentityFileError(f"{path.name}: only .safetensors identity files are accepted (pickle files can run code)")
+    if not path.is_file():
+        raise IdentityFileError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise IdentityFileError(f"{path.name} is not a readable .safetensors file: {exc}") from exc
+    if not tensors:
+        raise IdentityFileError(f"{path.name} holds no embeddings")
+    family = _family_from_keys(set(tensors))
+    if meta.get("family") and meta["family"] != family:
+        raise IdentityFileError(f"{path.name} says family {meta['family']!r} but holds {family} embeddings")
+    for key, t in tensors.items():
+        if t.ndim == 1:
+            tensors[key] = t = t[None]
+        if t.ndim != 2 or not t.is_floating_point() or not torch.isfinite(t).all():
+            raise IdentityFileError(f"{path.name}: {key} must be a finite float matrix [tokens, dim], got {tuple(t.shape)}")
+    counts = {t.shape[0] for t in tensors.values()}
+    if len(counts) != 1:
+        raise IdentityFileError(f"{path.name}: encoders hold different token counts {sorted(counts)}")
+    person = name or meta.get("name") or path.stem
+    return Identity(person, family, {k: t.to(torch.float32) for k, t in tensors.items()}, meta)
+
+
+def check_compatible(identity: Identity, model: LoadedModel) -> None:
+    """Refuse, before any rendering, an identity made for another base family or width."""
+    if identity.family != model.family:
+        raise FamilyMismatchError(
+            f"{identity.name!r} was trained for {identity.family.upper()}, but the loaded model is "
+            f"{model.family.upper()} ({model.source}); retrain it on this model"
+        )
+    want = {slot.key: slot.dim for slot in model.encoders}
+    if identity.dims() != want:
+        raise FamilyMismatchError(
+            f"{identity.name!r} has embedding widths {identity.dims()}, the loaded model needs {want}"
+            + (" (it was trained on the tiny test model)" if identity.is_tiny and not model.is_tiny else "")
+        )
+
+
+def added_tokens(token: str, n: int) -> list[str]:
+    """diffusers' names for a multi-vector token: ``<t>``, ``<t>_1``, ..."""
+    return [token] + [f"{token}_{i}" for i in range(1, n)]
+
+
+def load_into_pipeline(model: LoadedModel, identity: Identity, token: str | None = None) -> str:
+    """Add the identity's rows to every text encoder through diffusers' own loader.
+
+    Returns the trigger token to write in prompts; diffusers expands it to all of its vectors.
+    Loading the same rows twice is a no-op; changed rows under the same token replace the old ones.
+    """
+    check_compatible(identity, model)
+    token = token or identity.token
+    pipe = model.pipe
+    loaded = model.loaded_tokens  # token -> (digest, vectors)
+    if loaded.get(token, ("",))[0] == identity.digest():
+        return token
+    if token in loaded:
+        old = added_tokens(token, loaded.pop(token)[1])
+        for slot in model.encoders:
+            pipe.unload_textual_inversion(old, tokenizer=slot.tokenizer, text_encoder=slot.text_encoder)
+    for slot in model.encoders:
+        rows = identity.embeddings[slot.key].to(model.device, model.dtype)
+        pipe.load_textual_inversion(rows, token=token, tokenizer=slot.tokenizer, text_encoder=slot.text_encoder)
+    loaded[token] = (identity.digest(), next(iter(identity.embeddings.values())).shape[0])
+    return token
