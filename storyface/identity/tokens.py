@@ -166,5 +166,6 @@ def load_into_pipeline(model: LoadedModel, identity: Identity, token: str | None
     for slot in model.encoders:
         rows = identity.embeddings[slot.key].to(model.device, model.dtype)
         pipe.load_textual_inversion(rows, token=token, tokenizer=slot.tokenizer, text_encoder=slot.text_encoder)
+        slot.text_encoder.requires_grad_(False)  # resizing the table made a fresh, trainable one
     loaded[token] = (identity.digest(), next(iter(identity.embeddings.values())).shape[0])
     return token
