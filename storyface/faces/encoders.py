@@ -1,0 +1,149 @@
+"""Identity priors: face encoders behind one small protocol and a registry with an offline default.
+
+StableIdentity feeds a face-recognition embedding to small MLPs that produce word embeddings.
+``dlib`` (128-d, ships with face_recognition_models) works offline; ``vit`` loads a Hugging Face
+ViT face-recognition model (e.g. FR-ViT, 768-d) from a local folder or a downloaded hub id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InputError, ModelError
+from .align import Headshot
+from .detect import as_rgb_array, face_model_file
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class FaceEncoder(Protocol):
+    """Turns a headshot into a unit-length identity vector; same person -> nearby vectors."""
+
+    name: str
+    dim: int
+
+    def encode(self, headshot: Headshot) -> np.ndarray:
+        """float32 [dim], L2-normalised."""
+        ...
+
+
+def l2_normalise(vector: np.ndarray) -> np.ndarray:
+    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """In [-1, 1]; 1 means the same direction."""
+    return float(l2_normalise(a) @ l2_normalise(b))
+
+
+class DlibEncoder:
+    """dlib's ResNet face descriptor (128-d); raw vectors are < 0.6 apart for the same person."""
+
+    name = "dlib"
+    dim = 128
+
+    def __init__(self, num_jitters: int = 0) -> None:
+        if num_jitters < 0:
+            raise InputError(f"num_jitters must be 0 or more, got {num_jitters}")
+        self.num_jitters = num_jitters  # >1 averages over jittered copies: steadier, slower
+
+    def descriptor(self, headshot: Headshot) -> np.ndarray:
+        """The raw float32 [128] descriptor, for dlib's distance rule (< 0.6: same person)."""
+        import dlib
+
+        lm = headshot.landmarks  # [68, 2] crop pixels
+        rect = dlib.rectangle(*(int(round(v)) for v in (*lm.min(0), *lm.max(0))))
+        shape = dlib.full_object_detection(
+            rect, [dlib.point(int(round(x)), int(round(y))) for x, y in lm]
+        )
+        vec = _dlib_recognizer().compute_face_descriptor(
+            as_rgb_array(headshot.image), shape, self.num_jitters
+        )
+        return np.asarray(vec, dtype=np.float32)
+
+    def encode(self, headshot: Headshot) -> np.ndarray:
+        return l2_normalise(self.descriptor(headshot))
+
+
+@lru_cache(maxsize=1)
+def _dlib_recognizer() -> object:
+    import dlib
+
+    return dlib.face_recognition_model_v1(
+        str(face_model_file("dlib_face_recognition_resnet_model_v1.dat"))
+    )
+
+
+class ViTEncoder:
+    """A Hugging Face ViT face-recognition model; the last layer's CLS token is the identity."""
+
+    name = "vit"
+
+    def __init__(
+        self, model: str | None = None, *, device: str = "cpu", face_margin: float = 0.25
+    ) -> None:
+        if not model:
+            raise InputError(
+                "The 'vit' face encoder needs model=<local folder or downloaded Hugging Face id> "
+                "of a ViT face-recognition model (e.g. FR-ViT)."
+            )
+        self.model_id, self.device, self.face_margin = model, device, face_margin
+        self._model, self._processor = _load_vit(model, device)
+        self.dim = int(self._model.config.hidden_size)
+
+    def encode(self, headshot: Headshot) -> np.ndarray:
+        import torch
+
+        face = face_region(headshot, self.face_margin)
+        inputs = self._processor(images=face, return_tensors="pt").to(self.device)
+        with torch.no_grad():
+            hidden = self._model(**inputs).last_hidden_state  # [1, 1 + patches, hidden]
+        return l2_normalise(hidden[0, 0].float().cpu().numpy())  # CLS token, [hidden]
+
+
+def face_region(headshot: Headshot, margin: float = 0.25) -> Image.Image:
+    """The landmarks' square plus ``margin`` per side: the tight crop recognisers train on."""
+    lm = headshot.landmarks  # [68, 2]
+    centre = (lm.min(0) + lm.max(0)) / 2
+    half = float((lm.max(0) - lm.min(0)).max()) * (0.5 + margin)
+    left, top = (centre - half).round().astype(int)
+    right, bottom = (centre + half).round().astype(int)
+    return headshot.image.crop((left, top, right, bottom))
+
+
+@lru_cache(maxsize=2)
+def _load_vit(model_id: str, device: str) -> tuple[object, object]:
+    """Load once per process; a bad id/path becomes a ModelError naming it."""
+    from transformers import AutoImageProcessor, ViTModel
+
+    try:
+        processor = AutoImageProcessor.from_pretrained(model_id)
+        model = ViTModel.from_pretrained(model_id, add_pooling_layer=False)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(
+            f"Cannot load ViT face encoder {model_id!r}: {exc}. Give a local folder or a Hugging "
+            "Face id that is already downloaded (the hub is offline)."
+        ) from exc
+    log.info("loaded ViT face encoder %s", model_id)
+    return model.to(device).eval(), processor
+
+
+FACE_ENCODERS: dict[str, Callable[..., FaceEncoder]] = {"dlib": DlibEncoder, "vit": ViTEncoder}
+
+
+def get_face_encoder(name: str = "dlib", **kwargs: object) -> FaceEncoder:
+    """Build an encoder by registry name; options (``num_jitters``, ``model``, ...) pass through."""
+    factory = FACE_ENCODERS.get(name)
+    if factory is None:
+        raise InputError(
+            f"Unknown face encoder {name!r}; choose one of: {', '.join(sorted(FACE_ENCODERS))}."
+        )
+    return factory(**kwargs)
