@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -63,10 +64,11 @@ def face_model_file(filename: str) -> Path:
 
 
 @lru_cache(maxsize=1)
-def _hog_detector() -> object:
+def _hog_detector() -> tuple[object, threading.Lock]:
+    """The detector and a lock: one instance serves every thread (web app, job worker)."""
     import dlib
 
-    return dlib.get_frontal_face_detector()
+    return dlib.get_frontal_face_detector(), threading.Lock()
 
 
 @lru_cache(maxsize=1)
@@ -98,7 +100,9 @@ def detect_faces(
     rgb = as_rgb_array(image)  # [H, W, 3]
     scale = min(1.0, max_side / max(rgb.shape[:2]))
     small = rgb if scale == 1.0 else _shrink(rgb, scale)
-    rects, scores, _ = _hog_detector().run(small, upsample, 0.0)
+    detector, lock = _hog_detector()
+    with lock:
+        rects, scores, _ = detector.run(small, upsample, 0.0)
     faces = []
     for rect, score in zip(rects, scores, strict=True):
         if score < min_score:

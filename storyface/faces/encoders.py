@@ -8,6 +8,7 @@ ViT face-recognition model (e.g. FR-ViT, 768-d) from a local folder or a downloa
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Protocol, runtime_checkable
@@ -64,9 +65,11 @@ class DlibEncoder:
         shape = dlib.full_object_detection(
             rect, [dlib.point(int(round(x)), int(round(y))) for x, y in lm]
         )
-        vec = _dlib_recognizer().compute_face_descriptor(
-            as_rgb_array(headshot.image), shape, self.num_jitters
-        )
+        recognizer, lock = _dlib_recognizer()
+        with lock:
+            vec = recognizer.compute_face_descriptor(
+                as_rgb_array(headshot.image), shape, self.num_jitters
+            )
         return np.asarray(vec, dtype=np.float32)
 
     def encode(self, headshot: Headshot) -> np.ndarray:
@@ -74,12 +77,12 @@ class DlibEncoder:
 
 
 @lru_cache(maxsize=1)
-def _dlib_recognizer() -> object:
+def _dlib_recognizer() -> tuple[object, threading.Lock]:
+    """The network and a lock: dlib nets keep per-call state, so threads take turns."""
     import dlib
 
-    return dlib.face_recognition_model_v1(
-        str(face_model_file("dlib_face_recognition_resnet_model_v1.dat"))
-    )
+    path = face_model_file("dlib_face_recognition_resnet_model_v1.dat")
+    return dlib.face_recognition_model_v1(str(path)), threading.Lock()
 
 
 class ViTEncoder:

@@ -37,9 +37,8 @@ def load_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            if getattr(im, "n_frames", 1) > 1:
+            if getattr(im, "n_frames", 1) > 1:  # a freshly opened file sits on frame 0
                 log.info("%s is animated; using its first frame", name)
-                im.seek(0)
             im.load()
             im = _upright(im, name)
             rgb = to_rgb8(im)
@@ -119,7 +118,10 @@ def _open(src: str | Path | bytes | Image.Image, max_bytes: int) -> tuple[str, I
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{name} has too many pixels to open safely; downscale it first.") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{name} is not an image (expected JPEG, PNG, WebP, ...).") from exc
+        raise ImageError(
+            f"{name} is not an image Pillow can read (JPEG, PNG, WebP, ...); "
+            "export HEIC or RAW photos as JPEG first."
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name} looks corrupt ({exc}); re-export or re-download it.") from exc
 

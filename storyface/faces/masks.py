@@ -11,7 +11,6 @@ from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from scipy.spatial import ConvexHull
 
 from ..errors import ModelError
 
@@ -37,6 +36,8 @@ def landmark_masks(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.nda
     Face: hull of the jaw line and the brows raised to the hairline. Hair: a head ellipse around
     and above that, minus the face, so the two barely overlap.
     """
+    from scipy.spatial import ConvexHull  # lazy: scipy.spatial costs 0.2 s to import
+
     landmarks = np.asarray(landmarks, dtype=np.float64)  # [68, 2]
     up, chin_to_brow = _face_axes(landmarks)
     forehead = landmarks[BROWS] + up * FOREHEAD_RAISE * chin_to_brow  # [10, 2]
