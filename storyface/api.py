@@ -1,0 +1,168 @@
+"""The Python API: the straight line photo -> identity -> story -> panels -> page.
+
+The CLI and the web app are thin doors onto these functions; each takes the loaded model (or the
+renderer that holds it) so nothing reloads per call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from .errors import StoryError
+from .faces import FaceEncoder, Headshot, get_face_encoder, photo_sha256, prepare_headshot
+from .identity.tokens import Identity, check_compatible
+from .identity.train import Progress, Subject, TrainConfig, train_identities
+from .models import LoadedModel
+from .render.generate import PanelImage, RenderConfig, Renderer
+from .render.layout import compose_page, save_page
+from .story.prompts import PanelPrompt, build_prompts
+from .story.schema import Panel
+
+log = logging.getLogger(__name__)
+
+PhotoSource = str | os.PathLike | bytes | Image.Image
+
+
+def subject_from_photo(
+    photo: PhotoSource,
+    name: str,
+    encoder: FaceEncoder | str = "dlib",
+    size: int = 512,
+    parsing_model: str | None = None,
+) -> tuple[Subject, Headshot]:
+    """Photo -> aligned headshot with masks -> face features: what the trainer needs of one person."""
+    encoder = get_face_encoder(encoder) if isinstance(encoder, str) else encoder
+    headshot = prepare_headshot(photo, size, parsing_model=parsing_model)
+    subject = Subject(
+        name=name,
+        image=headshot.image,
+        face_mask=headshot.face_mask,
+        hair_mask=headshot.hair_mask,
+        features=encoder.encode(headshot),
+        face_encoder=encoder.name,
+        photo_sha256=photo_sha256(photo),
+    )
+    return subject, headshot
+
+
+def learn_identities(
+    model: LoadedModel,
+    people: Sequence[tuple[PhotoSource, str]],
+    config: TrainConfig = TrainConfig(),
+    encoder: FaceEncoder | str = "dlib",
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[tuple[Identity, Headshot]]:
+    """Learn everyone at once (one UNet batch). Every photo is checked before any training starts."""
+    encoder = get_face_encoder(encoder) if isinstance(encoder, str) else encoder
+    prepared = [subject_from_photo(photo, name, encoder) for photo, name in people]
+    identities = train_identities(model, [s for s, _ in prepared], config, progress, should_stop)
+    return list(zip(identities, (h for _, h in prepared)))
+
+
+@dataclass
+class Comic:
+    """What ``make_comic`` wrote, and the objects behind it (kept for re-rendering one panel)."""
+
+    out_dir: Path
+    page: Image.Image
+    files: list[Path]
+    panels: list[PanelImage]
+    prompts: list[PanelPrompt]
+    script: list[Panel]
+    warnings: list[str] = field(default_factory=list)
+
+
+def plan_prompts(
+    renderer: Renderer,
+    panels: Sequence[Panel],
+    identities: Sequence[Identity],
+    styles: Sequence[str] = (),
+    free_style: str = "",
+    cast: Sequence[str] | None = None,
+) -> list[PanelPrompt]:
+    """Check identities against the model, load them, and turn each panel into a prompt."""
+    for identity in identities:
+        check_compatible(identity, renderer.model)
+    if not panels:
+        raise StoryError("the panel script is empty: write or parse at least one sentence")
+    tokens = renderer.load_identities(list(identities))
+    tokenizer = renderer.model.encoders[0].tokenizer
+    return build_prompts(
+        list(panels),
+        tokens,
+        styles=list(styles),
+        free_style=free_style,
+        cast=list(cast) if cast is not None else None,
+        count_tokens=lambda text: len(tokenizer(renderer.model.pipe.maybe_convert_prompt(text, tokenizer)).input_ids),
+    )
+
+
+def make_comic(
+    renderer: Renderer,
+    panels: Sequence[Panel],
+    identities: Sequence[Identity],
+    out_dir: str | os.PathLike,
+    styles: Sequence[str] = (),
+    free_style: str = "",
+    config: RenderConfig = RenderConfig(),
+    seed: int = 0,
+    title: str | None = None,
+    pdf: bool = False,
+    callback: Callable[[int, int], None] | None = None,
+) -> Comic:
+    """Render one image per sentence and lay out the captioned page; write page, panels and records."""
+    prompts = plan_prompts(renderer, panels, identities, styles, free_style)
+    images = renderer.render(
+        [p.prompt for p in prompts],
+        [p.negative_prompt for p in prompts],
+        seeds=[seed + i for i in range(len(prompts))],
+        config=config,
+        callback=callback,
+    )
+    return write_comic(renderer, list(panels), prompts, images, identities, out_dir, title, pdf)
+
+
+def write_comic(
+    renderer: Renderer,
+    panels: list[Panel],
+    prompts: list[PanelPrompt],
+    images: list[PanelImage],
+    identities: Sequence[Identity],
+    out_dir: str | os.PathLike,
+    title: str | None = None,
+    pdf: bool = False,
+) -> Comic:
+    """Lay out and save; also used after re-rendering a single panel."""
+    out = Path(out_dir)
+    (out / "panels").mkdir(parents=True, exist_ok=True)
+    model = renderer.model
+    notice = model.notice if model.is_tiny else None
+    page = compose_page([p.image for p in images], [p.sentence for p in panels], title=title, notice=notice)
+    files = save_page(page, out / "page.png", pdf=pdf)
+    by_name = {i.name: i for i in identities}
+    records = []
+    for i, (panel, prompt, image) in enumerate(zip(panels, prompts, images), start=1):
+        stem = out / "panels" / f"panel-{i:02d}"
+        image.image.save(stem.with_suffix(".png"))
+        record = {
+            **image.record(),
+            "sentence": panel.sentence,
+            "characters": prompt.characters,
+            "identities": {n: by_name[n].metadata.get("photo_sha256", "") for n in prompt.characters if n in by_name},
+            "warnings": prompt.warnings,
+        }
+        stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
+        records.append(record)
+        files.append(stem.with_suffix(".png"))
+    manifest = {"title": title, "model": model.source, "tiny": model.is_tiny, "notice": model.notice, "panels": records}
+    (out / "comic.json").write_text(json.dumps(manifest, indent=2))
+    warnings = [w for p in prompts for w in p.warnings]
+    return Comic(out, page, files, images, prompts, panels, warnings)
