@@ -1,0 +1,221 @@
+"""The LLM story parser: any OpenAI-compatible chat-completions server (OpenAI, Gemini's OpenAI
+endpoint, OpenRouter, Ollama, vLLM, llama.cpp server).
+
+The model only proposes panels; everything it says is checked here like user input (names against the
+cast, panel count, JSON shape). One bad answer is retried once, then :class:`LLMError` says why.
+The API key travels only in the Authorization header and is scrubbed from every message we make.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from ..errors import InputError, StoryError
+from .offline import canonical_names, find_cast
+from .schema import MAX_PANELS, Panel, PanelScript, cap_panels, check_story, clean_cast, missing_cast_warning
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 2  # the first answer and one retry
+
+SYSTEM_PROMPT = """You turn a short story into the script of a comic. Reply with JSON only, in this shape:
+{"panels": [{"sentence": "...", "characters": ["Full Name", "..."]}]}
+Rules:
+1. One panel per action or moment, in story order, at most %(max_panels)d panels.
+2. Each sentence is short and self-contained: it describes what the panel shows without needing the others.
+3. Write each person's full name exactly as in the cast list. Never refer to them with pronouns \
+(he, she, they, him, her, them, his, their) or with a first or last name alone.
+4. Name only people in the cast: %(cast)s. Anyone else appears only as a plain description ("a cashier").
+5. "characters" lists the cast members named in that sentence, in the order they appear.
+6. Do not add events, people or details the story does not contain."""
+
+
+class LLMError(StoryError):
+    """The LLM server gave no usable answer (unreachable, refused, timed out, or nonsense twice)."""
+
+
+class LLMSettings(BaseModel):
+    """Where the chat-completions server is; the key is a SecretStr so reprs and logs show ``****``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    base_url: str  # e.g. https://api.openai.com/v1, http://localhost:11434/v1
+    model: str
+    api_key: SecretStr = SecretStr("")  # local servers (Ollama, llama.cpp) need none
+    timeout_s: float = Field(default=30, gt=0, le=600)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+            raise ValueError("base_url must be an http(s) URL such as http://localhost:11434/v1")
+        return value
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LLMSettings | None:
+        """Read STORYFACE_LLM_BASE_URL / _MODEL / _API_KEY (or OPENAI_API_KEY); None when unset."""
+        env = os.environ if env is None else env
+        base_url = env.get("STORYFACE_LLM_BASE_URL", "").strip()
+        model = env.get("STORYFACE_LLM_MODEL", "").strip()
+        if not base_url or not model:
+            return None
+        key = env.get("STORYFACE_LLM_API_KEY") or env.get("OPENAI_API_KEY") or ""
+        timeout = env.get("STORYFACE_LLM_TIMEOUT_S", "30")
+        try:
+            return cls(base_url=base_url, model=model, api_key=SecretStr(key.strip()), timeout_s=float(timeout))
+        except (ValidationError, ValueError) as exc:
+            raise InputError(f"LLM settings from the environment are invalid: {_scrub(str(exc), key)}") from None
+
+
+class _BadAnswer(Exception):
+    """One attempt failed in a way another attempt might not."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class _AnswerPanel(BaseModel):
+    sentence: str = Field(min_length=1)
+    characters: list[str] = Field(default_factory=list)
+
+
+class _Answer(BaseModel):
+    panels: list[_AnswerPanel] = Field(min_length=1)
+
+
+def _scrub(text: str, key: str) -> str:
+    return text.replace(key, "***") if key else text
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _request_body(story: str, cast: list[str], settings: LLMSettings, json_mode: bool) -> dict:
+    system = SYSTEM_PROMPT % {"max_panels": MAX_PANELS, "cast": "; ".join(cast)}
+    body = {
+        "model": settings.model,
+        "temperature": 0,
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": f"Cast: {'; '.join(cast)}\n\nStory:\n{story}"},
+        ],
+    }
+    if json_mode:  # some servers reject response_format with HTTP 400; the retry goes without it
+        body["response_format"] = {"type": "json_object"}
+    return body
+
+
+def _post(client: httpx.Client, settings: LLMSettings, body: dict) -> str:
+    """One chat-completions call; returns the assistant's text."""
+    url = f"{settings.base_url}/chat/completions"
+    headers = {"Content-Type": "application/json"}
+    if settings.api_key.get_secret_value():
+        headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
+    try:
+        response = client.post(url, json=body, headers=headers, timeout=settings.timeout_s)
+    except httpx.TimeoutException:
+        raise _BadAnswer(f"no answer within {settings.timeout_s:g} s") from None
+    except httpx.HTTPError as exc:
+        raise _BadAnswer(f"could not reach {url} ({type(exc).__name__}: {exc})") from None
+    if response.status_code in (401, 403):
+        raise LLMError(
+            f"the LLM server at {url} refused the request (HTTP {response.status_code}: {_short(response.text)}); "
+            "check STORYFACE_LLM_API_KEY"
+        )
+    if response.status_code >= 400:
+        raise _BadAnswer(f"HTTP {response.status_code}: {_short(response.text)}", response.status_code)
+    try:
+        content = response.json()["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise _BadAnswer(f"not a chat-completions reply: {_short(response.text)}") from None
+    if not isinstance(content, str) or not content.strip():
+        raise _BadAnswer("the reply has no message content")
+    return content
+
+
+def _json_from(content: str) -> object:
+    """The JSON in a reply, tolerating ```json fences and chatter around one object."""
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", content, re.DOTALL | re.IGNORECASE)
+    text = (fenced.group(1) if fenced else content).strip()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        start, end = text.find("{"), text.rfind("}")
+        try:
+            return json.loads(text[start : end + 1]) if 0 <= start < end else json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _BadAnswer(f"the reply is not valid JSON ({exc.msg} at character {exc.pos})") from None
+
+
+def _check_answer(content: str, cast: list[str]) -> tuple[list[Panel], list[str]]:
+    """Validate the model's panels against the cast; raises _BadAnswer when nothing usable is left."""
+    obj = _json_from(content)
+    try:
+        answer = _Answer.model_validate({"panels": obj} if isinstance(obj, list) else obj)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise _BadAnswer(f"the JSON does not match the panel schema ({where}: {first['msg']})") from None
+    known = {name.casefold() for name in cast}
+    panels, warnings, invented = [], [], []
+    for item in answer.panels:
+        sentence = canonical_names(" ".join(item.sentence.split()), cast)
+        characters = find_cast(sentence, cast)
+        invented += [c.strip() for c in item.characters if c.strip().casefold() not in known]
+        if characters:
+            panels.append(Panel(sentence=sentence, characters=characters))
+        else:
+            warnings.append(f"left out the LLM's panel {sentence[:60]!r}: it names no one in the cast")
+    if invented:
+        warnings.insert(0, "the LLM named people not in the cast, not drawn as anyone: " + ", ".join(map(repr, dict.fromkeys(invented))))
+    if not panels:
+        raise _BadAnswer("no panel names anyone in the cast")
+    return cap_panels(panels, warnings), warnings
+
+
+def _ask(client: httpx.Client, story: str, cast: list[str], settings: LLMSettings) -> tuple[list[Panel], list[str]]:
+    reasons: list[str] = []
+    json_mode = True
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            content = _post(client, settings, _request_body(story, cast, settings, json_mode))
+            return _check_answer(content, cast)
+        except _BadAnswer as bad:
+            reasons.append(str(bad))
+            json_mode = json_mode and bad.status != 400
+            log.warning("LLM attempt %d/%d unusable: %s", attempt, ATTEMPTS, _scrub(str(bad), _key(settings)))
+    raise LLMError(f"the LLM ({settings.model} at {settings.base_url}) gave no usable answer: " + "; then ".join(reasons))
+
+
+def _key(settings: LLMSettings) -> str:
+    return settings.api_key.get_secret_value()
+
+
+def parse_story_llm(
+    story: str, cast: list[str], settings: LLMSettings, client: httpx.Client | None = None
+) -> PanelScript:
+    """Ask the LLM for panels and check them; one retry, then :class:`LLMError`."""
+    text, names = check_story(story), clean_cast(cast)
+    log.info("asking %s at %s for panels", settings.model, settings.base_url)
+    try:
+        if client is not None:
+            panels, warnings = _ask(client, text, names, settings)
+        else:
+            with httpx.Client() as own:
+                panels, warnings = _ask(own, text, names, settings)
+    except LLMError as exc:
+        raise LLMError(_scrub(str(exc), _key(settings))) from None
+    note = missing_cast_warning(names, panels)
+    return PanelScript(panels=panels, backend="llm", warnings=[*([note] if note else []), *warnings], cast=names)

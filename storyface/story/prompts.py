@@ -1,0 +1,126 @@
+"""Panel sentence -> diffusion prompt: full names become identity tokens, styles are appended.
+
+Matching is on full names only (the story stage already spelled everyone in full), case-insensitive
+and word-bounded, longest name first, so "Tay Swift" never matches inside "Tay Swiftly".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ..errors import StoryError
+from .schema import Panel
+from .styles import DEFAULT_NEGATIVE_PROMPT, style_suffix
+
+CLIP_MAX_TOKENS = 77  # CLIP's context, start and end tokens included; the rest is cut off
+
+
+@dataclass
+class PanelPrompt:
+    """What the renderer needs for one panel."""
+
+    prompt: str
+    negative_prompt: str
+    characters: list[str]  # identity names in order of appearance
+    tokens: list[str]  # their trigger tokens, same order
+    warnings: list[str] = field(default_factory=list)
+
+
+def _name_pattern(forms: Iterable[str]) -> re.Pattern:
+    alts = "|".join(r"\s+".join(map(re.escape, f.split())) for f in sorted(forms, key=len, reverse=True))
+    return re.compile(rf"(?<![\w'’-])(?P<name>{alts})(?P<poss>['’]s(?![\w'’-])|(?<=[sS])['’](?![\w'’-]))?(?![\w'’-])", re.I)
+
+
+def _substitute(sentence: str, identity_tokens: Mapping[str, str], cast: Iterable[str]) -> tuple[str, list[str], list[str]]:
+    """Swap names (and tokens typed by hand) for tokens; returns (text, characters, names lacking an identity)."""
+    known = {" ".join(n.split()).casefold(): (n, t) for n, t in identity_tokens.items()}
+    known.update({t.casefold(): (n, t) for n, t in identity_tokens.items()})
+    lacking = {" ".join(n.split()).casefold(): n for n in cast if " ".join(n.split()).casefold() not in known}
+    characters: list[str] = []
+    missing: list[str] = []
+
+    def swap(m: re.Match) -> str:
+        key = " ".join(m.group("name").split()).casefold()
+        if key in lacking:
+            missing.append(lacking[key])
+            return m.group(0)
+        name, token = known[key]
+        if name not in characters:
+            characters.append(name)
+        return token + ("'" + m.group("poss")[1:] if m.group("poss") else "")
+
+    if not known and not lacking:
+        return sentence, [], []
+    text = _name_pattern([*known, *lacking]).sub(swap, sentence)
+    return text, characters, list(dict.fromkeys(missing))
+
+
+def build_prompt(
+    sentence: str,
+    identity_tokens: Mapping[str, str],
+    styles: Iterable[str] = (),
+    free_style: str = "",
+    negative_prompt: str | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+    cast: Iterable[str] | None = None,
+) -> PanelPrompt:
+    """One panel's prompt; ``identity_tokens`` maps full name -> trigger token ("<taylor-swift>").
+
+    ``cast`` (the panel script's names) lets a cast member without an identity fail loudly instead of
+    being drawn as a stranger. ``count_tokens`` (e.g. :func:`token_counter`) enables the 77-token check.
+    """
+    sentence = " ".join(sentence.split())
+    text, characters, missing = _substitute(sentence, identity_tokens, cast or ())
+    if missing:
+        raise StoryError(f"no identity for {missing[0]!r}: train or import one (or remove them from the panel)")
+    if not characters:
+        who = ", ".join(identity_tokens) or "nobody yet"
+        raise StoryError(f"the panel {sentence!r} names no one with an identity; the cast with identities: {who}")
+    text = text.rstrip().rstrip(".").rstrip()
+    suffix = style_suffix(list(styles), free_style)
+    prompt = f"{text}, {suffix}" if suffix else text
+    warnings: list[str] = []
+    if count_tokens is not None and (n := count_tokens(prompt)) > CLIP_MAX_TOKENS:
+        warnings.append(
+            f"prompt is {n} tokens; CLIP reads only the first {CLIP_MAX_TOKENS} — shorten the sentence or styles"
+        )
+    negative = DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt.strip()
+    tokens = [identity_tokens[name] for name in characters]
+    return PanelPrompt(prompt, negative, characters, tokens, warnings)
+
+
+def build_prompts(
+    panels: Iterable[Panel],
+    identity_tokens: Mapping[str, str],
+    styles: Iterable[str] = (),
+    free_style: str = "",
+    negative_prompt: str | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+    cast: Iterable[str] | None = None,
+) -> list[PanelPrompt]:
+    """Prompts for every panel; an error names the panel it comes from."""
+    styles, cast = list(styles), list(cast or ())
+    prompts = []
+    for number, panel in enumerate(panels, 1):
+        try:
+            prompts.append(
+                build_prompt(panel.sentence, identity_tokens, styles, free_style, negative_prompt, count_tokens, cast)
+            )
+        except StoryError as exc:
+            raise type(exc)(f"panel {number}: {exc}") from None
+    return prompts
+
+
+def token_counter(tokenizer: object) -> Callable[[str], int]:
+    """Count a prompt's CLIP tokens (start/end included) with a Hugging Face tokenizer.
+
+    Identity tokens count as the tokenizer sees them: after ``load_textual_inversion`` that is one per
+    learned vector; on a bare tokenizer "<taylor-swift>" costs several BPE pieces (an overestimate).
+    """
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, truncation=False)["input_ids"])
+
+    return count
