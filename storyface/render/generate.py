@@ -1,0 +1,319 @@
+"""Render panel prompts into images: batched, seeded per panel, with progress and cancel.
+
+Every panel gets its own ``torch.Generator`` seeded with its own seed, so a panel is reproducible
+alone: panel k rendered in a batch of 4 equals panel k rendered by itself with the same seed (up to
+float rounding of batched matmuls). The pipeline is loaded once and passed in; the renderer never
+reloads it, and it puts the pipeline's own scheduler back after every call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..errors import InputError, StoryFaceError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..identity.tokens import Identity
+    from ..models import LoadedModel
+
+log = logging.getLogger(__name__)
+
+# name -> diffusers class name; imported lazily so importing this module stays cheap
+SCHEDULERS: dict[str, str] = {
+    "euler": "EulerDiscreteScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+    "dpmpp_2m": "DPMSolverMultistepScheduler",
+    "ddim": "DDIMScheduler",
+}
+MAX_SEED = 2**63 - 1
+
+Progress = Callable[[int, int], None]
+
+
+class RenderCancelled(StoryFaceError):
+    """The user stopped a render; ``panels`` holds the ones finished before the stop."""
+
+    def __init__(self, message: str, panels: list[PanelImage] | None = None) -> None:
+        super().__init__(message)
+        self.panels = panels or []
+
+
+def _check_scheduler(name: str) -> None:
+    if name not in SCHEDULERS:
+        raise InputError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}")
+
+
+def _check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"seed {seed!r} must be a whole number from 0 to {MAX_SEED}")
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """How to render; checked on construction so a bad option fails before any model work."""
+
+    steps: int = 30
+    guidance: float = 5.0  # SDXL's default; classifier-free guidance runs when > 1
+    width: int | None = None  # None -> the model's render_size
+    height: int | None = None
+    scheduler: str = "euler"
+    batch_size: int = 4
+    seed: int = 0  # panel i gets seed + i unless seeds are given
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise InputError(f"steps must be at least 1, got {self.steps}")
+        if self.guidance < 0:
+            raise InputError(f"guidance must be 0 or more, got {self.guidance}")
+        if self.batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
+        for side in ("width", "height"):
+            value = getattr(self, side)
+            if value is not None and (value < 8 or value % 8):
+                raise InputError(f"{side} must be a positive multiple of 8 (the VAE downscales by 8), got {value}")
+        _check_scheduler(self.scheduler)
+        _check_seed(self.seed)
+
+    def size_for(self, model: LoadedModel) -> tuple[int, int]:
+        """(width, height), falling back to the model's panel size."""
+        return self.width or model.render_size, self.height or model.render_size
+
+
+@dataclass
+class PanelImage:
+    """One rendered panel and everything needed to render it again."""
+
+    index: int
+    image: Image.Image
+    prompt: str
+    negative_prompt: str
+    seed: int
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    scheduler: str
+    identities: list[dict[str, str]] = field(default_factory=list)  # {name, token, digest} in the prompt
+    model: str = ""
+    tiny: bool = False
+
+    def config(self) -> RenderConfig:
+        return RenderConfig(
+            steps=self.steps,
+            guidance=self.guidance,
+            width=self.width,
+            height=self.height,
+            scheduler=self.scheduler,
+            batch_size=1,
+            seed=self.seed,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able provenance, e.g. for a sidecar file next to the page."""
+        return {
+            "index": self.index,
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "seed": self.seed,
+            "width": self.width,
+            "height": self.height,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "scheduler": self.scheduler,
+            "identities": [dict(i) for i in self.identities],
+            "model": self.model,
+            "tiny": self.tiny,
+        }
+
+
+def _normalise_inputs(
+    prompts: Sequence[str], negative_prompts: Sequence[str] | str, seeds: Sequence[int] | None, base_seed: int
+) -> tuple[list[str], list[str], list[int]]:
+    """Check lengths and types; one negative prompt string applies to every panel."""
+    if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
+        raise InputError("prompts must be a list of strings, one per panel")
+    n = len(prompts)
+    negatives = [negative_prompts] * n if isinstance(negative_prompts, str) else list(negative_prompts)
+    if len(negatives) != n or not all(isinstance(p, str) for p in negatives):
+        raise InputError(f"got {len(negatives)} negative prompts for {n} panels; give one string or one per panel")
+    seeds = [base_seed + i for i in range(n)] if seeds is None else list(seeds)
+    if len(seeds) != n:
+        raise InputError(f"got {len(seeds)} seeds for {n} panels; give one per panel or none")
+    for seed in seeds:
+        _check_seed(seed)
+    return list(prompts), negatives, seeds
+
+
+class Renderer:
+    """Renders panels with one loaded pipeline; safe to share between threads (calls serialise)."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self._lock = threading.RLock()
+        self._scheduler_config = dict(model.pipe.scheduler.config)  # the model's own, never mutated
+        self._schedulers: dict[str, Any] = {}
+        self._identities: dict[str, tuple[str, str]] = {}  # token -> (name, digest)
+
+    # ------------------------------------------------------------------ identities
+
+    def load_identities(self, identities: Sequence[Identity]) -> dict[str, str]:
+        """Put each identity's rows into the text encoders; returns name -> trigger token."""
+        from ..identity.tokens import load_into_pipeline
+
+        tokens: dict[str, str] = {}
+        with self._lock:
+            for identity in identities:
+                token = load_into_pipeline(self.model, identity)
+                self._identities[token] = (identity.name, identity.digest())
+                tokens[identity.name] = token
+        return tokens
+
+    def _identities_in(self, prompt: str) -> list[dict[str, str]]:
+        return [
+            {"name": name, "token": token, "digest": digest}
+            for token, (name, digest) in self._identities.items()
+            if token in prompt
+        ]
+
+    # ------------------------------------------------------------------ rendering
+
+    def render(
+        self,
+        prompts: Sequence[str],
+        negative_prompts: Sequence[str] | str = "",
+        seeds: Sequence[int] | None = None,
+        config: RenderConfig = RenderConfig(),
+        callback: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[PanelImage]:
+        """Render panels in story order, ``config.batch_size`` at a time.
+
+        ``callback(done, total)`` counts denoising steps over all panels (panel-steps);
+        setting ``cancel`` stops within one step and raises :class:`RenderCancelled`.
+        """
+        prompts, negatives, seeds = _normalise_inputs(prompts, negative_prompts, seeds, config.seed)
+        total = len(prompts) * config.steps
+        panels: list[PanelImage] = []
+        with self._lock, torch.inference_mode(), self._using_scheduler(config.scheduler):
+            for start in range(0, len(prompts), config.batch_size):
+                batch = slice(start, start + config.batch_size)
+                if cancel is not None and cancel.is_set():
+                    raise RenderCancelled(f"render stopped after {len(panels)} of {len(prompts)} panels", panels)
+                on_step = self._step_callback(
+                    start * config.steps, len(prompts[batch]), config.steps, total, callback, cancel, panels
+                )
+                images = self._render_batch(prompts[batch], negatives[batch], seeds[batch], config, on_step)
+                panels += [
+                    self._panel(start + i, image, prompts[start + i], negatives[start + i], seeds[start + i], config)
+                    for i, image in enumerate(images)
+                ]
+                log.info("rendered panels %d-%d of %d", start + 1, start + len(images), len(prompts))
+        return panels
+
+    def rerender(self, panel: PanelImage, seed: int | None = None) -> PanelImage:
+        """Render one panel again with its own settings; ``seed=None`` draws a fresh seed (recorded)."""
+        seed = random.SystemRandom().randrange(2**31) if seed is None else seed
+        [new] = self.render([panel.prompt], [panel.negative_prompt], [seed], panel.config())
+        return dataclasses.replace(new, index=panel.index)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _scheduler(self, name: str) -> Any:
+        """One scheduler instance per name, built from the model's own schedule settings."""
+        _check_scheduler(name)
+        if name not in self._schedulers:
+            import diffusers
+
+            cls = getattr(diffusers, SCHEDULERS[name])
+            self._schedulers[name] = cls.from_config(self._scheduler_config)
+        return self._schedulers[name]
+
+    @contextmanager
+    def _using_scheduler(self, name: str) -> Iterator[None]:
+        """Swap the pipeline's scheduler for one call and put the original back afterwards."""
+        pipe = self.model.pipe
+        original = pipe.scheduler
+        pipe.scheduler = self._scheduler(name)
+        try:
+            yield
+        finally:
+            pipe.scheduler = original
+
+    def _generators(self, seeds: Sequence[int]) -> list[torch.Generator]:
+        """One generator per panel, on the model's device (CPU for MPS, which lacks them)."""
+        device = self.model.device
+        device = torch.device("cpu") if device.type == "mps" else device
+        return [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+
+    def _render_batch(
+        self, prompts: list[str], negatives: list[str], seeds: list[int], config: RenderConfig, on_step: Callable
+    ) -> list[Image.Image]:
+        width, height = config.size_for(self.model)
+        kwargs: dict[str, Any] = {}
+        if self.model.family == "sdxl":  # micro-conditioning: "a full, uncropped image of this size"
+            kwargs.update(original_size=(height, width), target_size=(height, width))
+        result = self.model.pipe(
+            prompt=prompts,
+            negative_prompt=negatives,
+            num_inference_steps=config.steps,
+            guidance_scale=config.guidance,
+            width=width,
+            height=height,
+            generator=self._generators(seeds),
+            output_type="pil",
+            callback_on_step_end=on_step,
+            **kwargs,
+        )
+        return list(result.images)
+
+    @staticmethod
+    def _step_callback(
+        done_before: int,
+        n_panels: int,
+        steps: int,
+        total: int,
+        progress: Progress | None,
+        cancel: threading.Event | None,
+        panels: list[PanelImage],
+    ) -> Callable:
+        """diffusers' ``callback_on_step_end``: report panel-steps done and honour cancel."""
+
+        def on_step(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
+            if cancel is not None and cancel.is_set():
+                raise RenderCancelled(f"render stopped after {len(panels)} finished panels", list(panels))
+            if progress is not None:
+                progress(done_before + min(step + 1, steps) * n_panels, total)
+            return tensors
+
+        return on_step
+
+    def _panel(
+        self, index: int, image: Image.Image, prompt: str, negative: str, seed: int, config: RenderConfig
+    ) -> PanelImage:
+        width, height = config.size_for(self.model)
+        return PanelImage(
+            index=index,
+            image=image,
+            prompt=prompt,
+            negative_prompt=negative,
+            seed=seed,
+            width=width,
+            height=height,
+            steps=config.steps,
+            guidance=config.guidance,
+            scheduler=config.scheduler,
+            identities=self._identities_in(prompt),
+            model=self.model.source,
+            tiny=self.model.is_tiny,
+        )
