@@ -322,7 +322,7 @@ class IdentityLibrary:
                     "UPDATE identities SET name = ?, name_key = ? WHERE id = ?", (new_name, name_key(new_name), record.id)
                 )
             except sqlite3.IntegrityError:
-                raise self._duplicate(con, new_name) from None
+                raise self.duplicate_error(con, new_name) from None
             identity = load_identity(record.embedding_path, name=new_name)
             save_identity(identity, record.embedding_path)  # atomic: temp file + os.replace
         log.info("renamed identity %r -> %r", record.name, new_name)
@@ -409,7 +409,7 @@ class IdentityLibrary:
             hint = "known: " + ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
         return UnknownIdentityError(f"no identity named {name!r}; {hint}")
 
-    def _duplicate(self, con: sqlite3.Connection, name: str) -> DuplicateNameError:
+    def duplicate_error(self, con: sqlite3.Connection, name: str) -> DuplicateNameError:
         row = con.execute("SELECT name FROM identities WHERE name_key = ?", (name_key(name),)).fetchone()
         existing = row["name"] if row else name
         return DuplicateNameError(
@@ -422,7 +422,7 @@ class IdentityLibrary:
         try:
             con.execute(f"INSERT INTO identities ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
         except sqlite3.IntegrityError:
-            raise self._duplicate(con, row["name"]) from None
+            raise self.duplicate_error(con, row["name"]) from None
 
     def _write_files(self, ident_id: str, identity: Identity, pngs: dict[str, bytes]) -> Path:
         """Build the folder under a temp name, then rename it into place in one step."""
