@@ -16,9 +16,10 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import StoryError
-from .faces import FaceEncoder, Headshot, get_face_encoder, photo_sha256, prepare_headshot
+from .faces import FaceEncoder, Headshot, get_face_encoder
 from .identity.tokens import Identity, check_compatible
-from .identity.train import Progress, Subject, TrainConfig, train_identities
+from .identity.subject import PhotoSource, subject_from_photo
+from .identity.train import Progress, TrainConfig, train_identities
 from .models import LoadedModel
 from .render.generate import PanelImage, RenderConfig, Renderer
 from .render.layout import compose_page, save_page
@@ -26,31 +27,6 @@ from .story.prompts import PanelPrompt, build_prompts
 from .story.schema import Panel
 
 log = logging.getLogger(__name__)
-
-PhotoSource = str | os.PathLike | bytes | Image.Image
-
-
-def subject_from_photo(
-    photo: PhotoSource,
-    name: str,
-    encoder: FaceEncoder | str = "dlib",
-    size: int = 512,
-    parsing_model: str | None = None,
-) -> tuple[Subject, Headshot]:
-    """Photo -> aligned headshot with masks -> face features: what the trainer needs of one person."""
-    encoder = get_face_encoder(encoder) if isinstance(encoder, str) else encoder
-    headshot = prepare_headshot(photo, size, parsing_model=parsing_model)
-    subject = Subject(
-        name=name,
-        image=headshot.image,
-        face_mask=headshot.face_mask,
-        hair_mask=headshot.hair_mask,
-        features=encoder.encode(headshot),
-        face_encoder=encoder.name,
-        photo_sha256=photo_sha256(photo),
-    )
-    return subject, headshot
-
 
 def learn_identities(
     model: LoadedModel,

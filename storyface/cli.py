@@ -92,7 +92,7 @@ def train(
     encoder: Annotated[str, typer.Option(help="Face encoder: dlib (offline) or vit.")] = "dlib",
 ) -> None:
     """Learn an identity from one photo and write it as an SDXL/SD2 embedding file."""
-    from .api import subject_from_photo
+    from .identity.subject import subject_from_photo
     from .faces import get_face_encoder
     from .identity.tokens import identity_token, save_identity
     from .identity.train import TrainConfig, train_identity
