@@ -72,8 +72,11 @@ class LLMSettings(BaseModel):
         timeout = env.get("STORYFACE_LLM_TIMEOUT_S", "30")
         try:
             return cls(base_url=base_url, model=model, api_key=SecretStr(key.strip()), timeout_s=float(timeout))
-        except (ValidationError, ValueError) as exc:
-            raise InputError(f"LLM settings from the environment are invalid: {_scrub(str(exc), key)}") from None
+        except ValidationError as exc:
+            problem = _scrub("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()), key)
+        except ValueError:
+            problem = f"STORYFACE_LLM_TIMEOUT_S must be a number of seconds, not {timeout!r}"
+        raise InputError(f"LLM settings from the environment are invalid: {problem}")  # outside: no chained input
 
 
 class _BadAnswer(Exception):
@@ -118,30 +121,33 @@ def _request_body(story: str, cast: list[str], settings: LLMSettings, json_mode:
 
 
 def _post(client: httpx.Client, settings: LLMSettings, body: dict) -> str:
-    """One chat-completions call; returns the assistant's text."""
-    url = f"{settings.base_url}/chat/completions"
-    headers = {"Content-Type": "application/json"}
-    if settings.api_key.get_secret_value():
-        headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
+    """One chat-completions call; returns the assistant's text. Every message it makes is scrubbed of
+    the key, and raised outside ``except`` blocks so no exception holding the request is chained."""
+    url, key = f"{settings.base_url}/chat/completions", _key(settings)
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    failure = None
     try:
         response = client.post(url, json=body, headers=headers, timeout=settings.timeout_s)
     except httpx.TimeoutException:
-        raise _BadAnswer(f"no answer within {settings.timeout_s:g} s") from None
+        failure = f"no answer within {settings.timeout_s:g} s"
     except httpx.HTTPError as exc:
-        raise _BadAnswer(f"could not reach {url} ({type(exc).__name__}: {exc})") from None
+        failure = f"could not reach {url} ({type(exc).__name__}: {_scrub(str(exc), key)})"
+    if failure:
+        raise _BadAnswer(failure)
+    said = _short(_scrub(response.text, key))
     if response.status_code in (401, 403):
         raise LLMError(
-            f"the LLM server at {url} refused the request (HTTP {response.status_code}: {_short(response.text)}); "
+            f"the LLM server at {url} refused the request (HTTP {response.status_code}: {said}); "
             "check STORYFACE_LLM_API_KEY"
         )
     if response.status_code >= 400:
-        raise _BadAnswer(f"HTTP {response.status_code}: {_short(response.text)}", response.status_code)
+        raise _BadAnswer(f"HTTP {response.status_code}: {said}", response.status_code)
     try:
         content = response.json()["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
-        raise _BadAnswer(f"not a chat-completions reply: {_short(response.text)}") from None
+        content = None
     if not isinstance(content, str) or not content.strip():
-        raise _BadAnswer("the reply has no message content")
+        raise _BadAnswer(f"not a chat-completions reply with message content: {said}")
     return content
 
 
@@ -179,7 +185,8 @@ def _check_answer(content: str, cast: list[str]) -> tuple[list[Panel], list[str]
         else:
             warnings.append(f"left out the LLM's panel {sentence[:60]!r}: it names no one in the cast")
     if invented:
-        warnings.insert(0, "the LLM named people not in the cast, not drawn as anyone: " + ", ".join(map(repr, dict.fromkeys(invented))))
+        names = ", ".join(map(repr, dict.fromkeys(invented)))
+        warnings.insert(0, f"the LLM named people not in the cast, not drawn as anyone: {names}")
     if not panels:
         raise _BadAnswer("no panel names anyone in the cast")
     return cap_panels(panels, warnings), warnings
@@ -195,8 +202,9 @@ def _ask(client: httpx.Client, story: str, cast: list[str], settings: LLMSetting
         except _BadAnswer as bad:
             reasons.append(str(bad))
             json_mode = json_mode and bad.status != 400
-            log.warning("LLM attempt %d/%d unusable: %s", attempt, ATTEMPTS, _scrub(str(bad), _key(settings)))
-    raise LLMError(f"the LLM ({settings.model} at {settings.base_url}) gave no usable answer: " + "; then ".join(reasons))
+            log.warning("LLM attempt %d/%d unusable: %s", attempt, ATTEMPTS, bad)
+    where = f"{settings.model} at {settings.base_url}"
+    raise LLMError(f"the LLM ({where}) gave no usable answer: " + "; then ".join(reasons))
 
 
 def _key(settings: LLMSettings) -> str:
@@ -209,13 +217,10 @@ def parse_story_llm(
     """Ask the LLM for panels and check them; one retry, then :class:`LLMError`."""
     text, names = check_story(story), clean_cast(cast)
     log.info("asking %s at %s for panels", settings.model, settings.base_url)
-    try:
-        if client is not None:
-            panels, warnings = _ask(client, text, names, settings)
-        else:
-            with httpx.Client() as own:
-                panels, warnings = _ask(own, text, names, settings)
-    except LLMError as exc:
-        raise LLMError(_scrub(str(exc), _key(settings))) from None
+    if client is not None:
+        panels, warnings = _ask(client, text, names, settings)
+    else:
+        with httpx.Client() as own:
+            panels, warnings = _ask(own, text, names, settings)
     note = missing_cast_warning(names, panels)
     return PanelScript(panels=panels, backend="llm", warnings=[*([note] if note else []), *warnings], cast=names)

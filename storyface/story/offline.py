@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -66,7 +67,7 @@ _NOT_A_NOUN = frozenset(
     "home away there here now then later soon once twice yesterday today tonight tomorrow all some any "
     "every each his her its their my your our him them me us it he she they we you i is was were be been "
     "am are not never always very really just also even still something nothing anything everything "
-    "two three four five enough more less much instead anyway already".split()
+    "two three four five half enough more less much instead anyway already".split()
 )
 _ADVERBS = frozenset("together again also then now still just soon finally later instead alone too".split())
 _LY_NOT_ADVERBS = frozenset(
@@ -90,7 +91,8 @@ _PRONOUNS = {  # word -> (gender or "group", role)
 }  # fmt: skip
 _THEY_CONTRACTIONS = {"'re": " are", "'ve": " have", "'ll": " will", "'d": " would"}
 
-_WORD = re.compile(r"[A-Za-z][\w'’-]*")
+_WORD = re.compile(r"[^\W\d_][\w'’-]*")  # a word starting with a letter, any alphabet
+_SPACED_WORD = re.compile(r"\s+([^\W\d_][\w'’-]*)")
 _TERMINATOR = re.compile(r"(?:[.!?]+|…)+[\"'”’)\]]*")
 _PRONOUN_RE = re.compile(
     r"(?<![\w'’-])(?:"
@@ -111,6 +113,11 @@ def first_name_genders() -> dict[str, str]:
     return {name.lower(): gender for name, gender in pairs}
 
 
+def _fold(word: str) -> str:
+    """"Zoë" -> "zoe": the name list is plain ASCII."""
+    return unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode().casefold()
+
+
 def _is_adverb(word: str) -> bool:
     w = word.lower()
     return w in _ADVERBS or (w.endswith("ly") and w not in _LY_NOT_ADVERBS)
@@ -123,12 +130,12 @@ def _is_verbish(word: str) -> bool:
 
 def _next_word(text: str, pos: int) -> str | None:
     """The word right after ``pos`` if only spaces separate them (punctuation ends the phrase)."""
-    m = re.compile(r"\s+([A-Za-z][\w'’-]*)").match(text, pos)
+    m = _SPACED_WORD.match(text, pos)
     return m.group(1) if m else None
 
 
 def _previous_word(text: str, pos: int) -> str | None:
-    m = re.search(r"([A-Za-z][\w'’-]*)\s+$", text[:pos])
+    m = re.search(r"([^\W\d_][\w'’-]*)\s+$", text[:pos])
     return m.group(1) if m else None
 
 
@@ -208,6 +215,7 @@ class _Cast:
     @classmethod
     def build(cls, names: list[str]) -> _Cast:
         forms: dict[str, tuple[int, ...]] = {n.casefold(): (i,) for i, n in enumerate(names)}
+        spelled = {n.casefold(): n for n in names}  # the regex gets the original letters (casefold("ß") is "ss")
         full = frozenset(forms)
         for i, name in enumerate(names):
             parts = name.split()
@@ -215,18 +223,22 @@ class _Cast:
                 key = part.casefold()
                 if key not in full and len(key) > 1 and key not in _PRONOUNS:
                     forms[key] = (*forms.get(key, ()), i)
-        alts = "|".join(r"\s+".join(map(re.escape, f.split())) for f in sorted(forms, key=len, reverse=True))
+                    spelled[key] = part
+        by_length = sorted(spelled.values(), key=len, reverse=True)
+        alts = "|".join(r"\s+".join(map(re.escape, f.split())) for f in by_length)
         pattern = re.compile(
             rf"(?<![\w'’-])(?:(?P<title>{'|'.join(_TITLES)})\.?\s+)?(?P<name>{alts})"
             r"(?P<poss>['’]s(?![\w'’-])|(?<=[sS])['’](?![\w'’-]))?(?![\w'’-])",
             re.IGNORECASE,
         )
-        genders = [first_name_genders().get(n.split()[0].casefold()) for n in names]
+        genders = [first_name_genders().get(_fold(n.split()[0])) for n in names]
         return cls(names, genders, forms, full, pattern)
 
     def name_mentions(self, text: str) -> Iterator[_Mention]:
         for m in self.pattern.finditer(text):
             key = " ".join(m.group("name").split()).casefold()
+            if key not in self.forms:  # a case-insensitive match casefold spells differently (rare scripts)
+                continue
             if key not in self.full_forms and key in _COMMON_WORDS and not m.group("name")[0].isupper():
                 continue
             title = (m.group("title") or "").lower()
@@ -284,7 +296,7 @@ def _learn_genders(cast: _Cast, text: str, genders: Mapping[str, str] | None) ->
 _CLAUSE_CUT = re.compile(
     r"(?P<semi>\s*;\s+)"
     r"|(?P<then>,?\s+and\s+then\s+|,\s*then\s+)"
-    r"|(?P<and>,?\s+and\s+)(?=(?:he|she|they)(?![\w'’-]))",
+    r"|(?P<and>,?\s+and\s+)(?=(?:he|she|they)(?![\w-]))",
     re.IGNORECASE,
 )
 
@@ -299,9 +311,12 @@ def _finish(piece: str) -> str:
 
 def _has_action(fragment: str, cast: _Cast) -> bool:
     """Is there more than people in ``fragment``? ("Taylor and he went" must not be cut at "and")."""
-    spans = cast.mentions(fragment)
-    rest = "".join(fragment[a.end : b.start] for a, b in zip([_Mention(0, 0, "")] + spans, spans + [_Mention(len(fragment), 0, "")]))
-    return any(w.lower() not in {"and", "or"} for w in _WORD.findall(rest))
+    rest, pos = [], 0
+    for m in cast.mentions(fragment):
+        rest.append(fragment[pos : m.start])
+        pos = m.end
+    rest.append(fragment[pos:])
+    return any(w.lower() not in {"and", "or"} for w in _WORD.findall(" ".join(rest)))
 
 
 def _subject_at(text: str, pos: int, cast: _Cast) -> bool:
@@ -451,10 +466,9 @@ def _resolve_clause(clause: str, cast: _Cast, state: _State, warnings: list[str]
                 options = " or ".join(cast.names[i] for i in m.people)
                 warnings.append(f"{clause[m.start:m.end]!r} could be {options}; left as written in {_snippet(clause)}")
             elif m.word not in ("they", "them", "their", "theirs"):
-                warnings.append(f"could not tell who {clause[m.start:m.end]!r} is in {_snippet(clause)}; left as written")
+                said = clause[m.start : m.end]
+                warnings.append(f"could not tell who {said!r} is in {_snippet(clause)}; left as written")
             continue
-        if m.kind != "name" and m.kind != "pronoun" or _PRONOUNS.get(m.word, ("", ""))[0] == "group":
-            people = tuple(sorted(people, key=lambda i: state.order.get(i, len(state.order))))
         out += [clause[pos : m.start], _spell(m, role, [cast.names[i] for i in people])]
         pos = m.end
         state.saw(people)

@@ -30,11 +30,14 @@ class PanelPrompt:
 
 def _name_pattern(forms: Iterable[str]) -> re.Pattern:
     alts = "|".join(r"\s+".join(map(re.escape, f.split())) for f in sorted(forms, key=len, reverse=True))
-    return re.compile(rf"(?<![\w'’-])(?P<name>{alts})(?P<poss>['’]s(?![\w'’-])|(?<=[sS])['’](?![\w'’-]))?(?![\w'’-])", re.I)
+    possessive = r"['’]s(?![\w'’-])|(?<=[sS])['’](?![\w'’-])"  # Swift's, James'
+    return re.compile(rf"(?<![\w'’-])(?P<name>{alts})(?P<poss>{possessive})?(?![\w'’-])", re.IGNORECASE)
 
 
-def _substitute(sentence: str, identity_tokens: Mapping[str, str], cast: Iterable[str]) -> tuple[str, list[str], list[str]]:
-    """Swap names (and tokens typed by hand) for tokens; returns (text, characters, names lacking an identity)."""
+def _substitute(
+    sentence: str, identity_tokens: Mapping[str, str], cast: Iterable[str]
+) -> tuple[str, list[str], list[str]]:
+    """Swap names (and tokens typed by hand) for tokens -> (text, characters, cast names lacking an identity)."""
     known = {" ".join(n.split()).casefold(): (n, t) for n, t in identity_tokens.items()}
     known.update({t.casefold(): (n, t) for n, t in identity_tokens.items()})
     lacking = {" ".join(n.split()).casefold(): n for n in cast if " ".join(n.split()).casefold() not in known}
