@@ -313,6 +313,11 @@ def load_model(
         pipe = build_tiny_pipeline(TINY_MODELS[model])
         is_tiny, train_res, render = True, 128, 128
         log.warning("StoryFace is %s", TINY_NOTICE)
+    elif model == "random-sdxl":  # full-size architecture, random weights: for speed benchmarks
+        from .fullsize import random_sdxl_pipeline
+
+        pipe = random_sdxl_pipeline(device, dtype)
+        is_tiny, train_res, render = False, 512, 1024
     else:
         pipe = _from_source(model, dtype)
         is_tiny = False

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import StoryFaceError
 from ..models import LoadedModel
 from .augment import augment_bank
-from .conditioning import encode_prompts, token_ids, tokenize, unet_kwargs
+from .conditioning import add_time_ids, encode_prompts, token_ids, tokenize
+from .graphed import can_graph, capture_step
 from .loss import eps_and_x0, loss_weights, two_phase_loss
 from .prior import TOKENS, IdentityPrior, celeb_names, celeb_stats
 from .tokens import Identity, identity_token, load_into_pipeline
@@ -63,6 +64,7 @@ class TrainConfig(BaseModel):
     mlp_hidden: int = 1024
     templates: tuple[str, ...] = TEMPLATES
     probe_samples: int = 4
+    graph: bool | None = None  # replay the step as one CUDA graph; None: whenever the device is CUDA
 
     def resolved(self, model: LoadedModel) -> TrainConfig:
         defaults = FAMILY_DEFAULTS[model.family]
@@ -97,6 +99,8 @@ class _Batch:
     ids: dict[str, torch.Tensor]  # encoder key -> [S, T, 77] prompt-template token ids
     row_ids: dict[str, torch.Tensor]  # encoder key -> [S * 2] vocabulary ids of the identity tokens
     features: torch.Tensor  # [S, F]
+    alphas_cumprod: torch.Tensor  # [T] on the device, so a step copies nothing from the host (graphable)
+    time_ids: torch.Tensor | None  # [S, 6] SDXL micro-conditioning, built once; None for SD 2.x
 
 
 @torch.no_grad()
@@ -137,13 +141,23 @@ def _prepare(model: LoadedModel, subjects: list[Subject], cfg: TrainConfig) -> t
         slot.key: torch.cat([token_ids(slot, identity_token(s.name), TOKENS) for s in subjects]).to(model.device)
         for slot in model.encoders
     }
-    return priors, _Batch(torch.stack(latents), torch.stack(weights), ids, row_ids, feats)
+    acp = model.pipe.scheduler.alphas_cumprod.to(model.device)  # [T]
+    time_ids = add_time_ids(model, res, res, len(subjects)) if model.family == "sdxl" else None
+    return priors, _Batch(torch.stack(latents), torch.stack(weights), ids, row_ids, feats, acp, time_ids)
 
 
 def _rows(priors: list[IdentityPrior], features: torch.Tensor, batch: _Batch) -> dict[str, tuple]:
     """Each encoder's substituted rows: (ids [S*2], values [S*2, D]) from every subject's MLP."""
     outs = [prior(features[i : i + 1]) for i, prior in enumerate(priors)]  # key -> [1, 2, D] each
     return {key: (ids, torch.cat([o[key][0] for o in outs])) for key, ids in batch.row_ids.items()}
+
+
+def _unet_kwargs(embeds: torch.Tensor, pooled: torch.Tensor | None, batch: _Batch) -> dict:
+    """``conditioning.unet_kwargs`` with the time ids built once in :func:`_prepare` (tests check they agree)."""
+    kwargs: dict = {"encoder_hidden_states": embeds}
+    if batch.time_ids is not None:
+        kwargs["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": batch.time_ids}
+    return kwargs
 
 
 def _step_loss(
@@ -159,12 +173,11 @@ def _step_loss(
     t = torch.randint(0, sched.config.num_train_timesteps, (n_subj,), generator=gen, device=dev)
     latents = batch.latents[rows, view]  # [S, 4, h, w]
     noise = torch.randn(latents.shape, generator=gen, device=dev, dtype=latents.dtype)
-    acp = sched.alphas_cumprod.to(dev)[t]  # [S]
+    acp = batch.alphas_cumprod[t]  # [S]
     noisy = acp.sqrt().view(-1, 1, 1, 1) * latents + (1 - acp).sqrt().view(-1, 1, 1, 1) * noise
     ids = {key: v[rows, tpl] for key, v in batch.ids.items()}  # [S, 77]
     embeds, pooled = encode_prompts(model, ids, _rows(priors, batch.features, batch))
-    h, w = cfg.resolution, cfg.resolution
-    out = model.pipe.unet(noisy.to(model.dtype), t, **unet_kwargs(model, embeds, pooled, h, w)).sample
+    out = model.pipe.unet(noisy.to(model.dtype), t, **_unet_kwargs(embeds, pooled, batch)).sample
     eps, x0 = eps_and_x0(out, noisy, acp, sched.config.prediction_type)
     return two_phase_loss(eps, x0, noise, latents, t, batch.weights[rows, view], cfg.alpha, sched.config.num_train_timesteps)
 
@@ -174,6 +187,36 @@ def probe_loss(model: LoadedModel, priors: list[IdentityPrior], batch: _Batch, c
     """Mean loss on a fixed set of draws: comparable before and after training, unlike step losses."""
     gen = torch.Generator(model.device).manual_seed(12345)
     return float(torch.stack([_step_loss(model, priors, batch, cfg, gen) for _ in range(cfg.probe_samples)]).mean())
+
+
+def _make_step(
+    model: LoadedModel, priors: list[IdentityPrior], batch: _Batch, cfg: TrainConfig
+) -> Callable[[], torch.Tensor]:
+    """One AdamW step on the summed loss (each subject's MLPs get their own gradient); graphed on CUDA."""
+    use_graph = can_graph(model.device) if cfg.graph is None else cfg.graph
+    if use_graph and not can_graph(model.device):
+        raise StoryFaceError(f"graph=True needs a CUDA device, but the model is on {model.device}; leave graph unset")
+    params = [p for prior in priors for p in prior.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, capturable=use_graph)
+    gen = torch.Generator(model.device).manual_seed(cfg.seed)
+
+    def step() -> torch.Tensor:
+        loss = _step_loss(model, priors, batch, cfg, gen).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    if not use_graph:
+        return step
+    try:
+        return capture_step(step, params, opt, gen)
+    except RuntimeError as exc:  # an op that cannot be captured: slower, still right
+        if cfg.graph:
+            raise
+        log.warning("CUDA graph capture failed, training eagerly: %s", exc)
+        gen.manual_seed(cfg.seed)
+        return step
 
 
 def train_identities(
@@ -186,17 +229,12 @@ def train_identities(
     """Learn one identity per subject (batched through one UNet) and load each into the pipeline."""
     cfg = config.resolved(model)
     priors, batch = _prepare(model, subjects, cfg)
-    params = [p for prior in priors for p in prior.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator(model.device).manual_seed(cfg.seed)
     start = probe_loss(model, priors, batch, cfg)
+    train_step = _make_step(model, priors, batch, cfg)
     for step in range(1, cfg.steps + 1):
         if should_stop is not None and should_stop():
             raise TrainingCancelled(f"training stopped by the user at step {step - 1} of {cfg.steps}")
-        loss = _step_loss(model, priors, batch, cfg, gen).sum()  # sum: each subject's MLPs get their own gradient
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = train_step()
         if progress is not None:
             progress(step, cfg.steps, loss.item() / len(subjects))
     end = probe_loss(model, priors, batch, cfg)
