@@ -77,6 +77,22 @@ def _progress() -> Progress:
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # their notes on optional torchvision are not the user's business
+
+
+DataDirOpt = Annotated[
+    Optional[Path], typer.Option("--data-dir", envvar="STORYFACE_HOME", help="Library folder (default: platform data dir).")
+]
+
+
+def _library(data_dir_: Optional[Path]):
+    from .identity.library import IdentityLibrary
+    from .paths import data_dir
+
+    return IdentityLibrary(data_dir(data_dir_))
 
 
 @app.command()
@@ -86,23 +102,32 @@ def train(
     name: Annotated[str, typer.Option(help="The person's full name, e.g. 'Grace Hopper'.")],
     model: ModelOpt = DEFAULT_MODEL,
     steps: Annotated[int, typer.Option(min=1, help="Training steps (StableIdentity: ~500).")] = 500,
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="Identity file to write (.safetensors).")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Also write the identity file here (.safetensors).")] = None,
     seed: int = 0,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: 1e-5 SDXL, 5e-5 SD 2.x).")] = None,
     encoder: Annotated[str, typer.Option(help="Face encoder: dlib (offline) or vit.")] = "dlib",
+    queue: Annotated[bool, typer.Option("--queue", help="Queue a job for `storyface jobs work` instead of training now.")] = False,
+    data_dir: DataDirOpt = None,
 ) -> None:
-    """Learn an identity from one photo and write it as an SDXL/SD2 embedding file."""
+    """Learn an identity from one photo, keep it in the library and optionally write it as a file."""
+    from .identity.jobs import JobQueue
+    from .identity.library import DuplicateNameError, normalize_name
     from .identity.subject import subject_from_photo
-    from .faces import get_face_encoder
-    from .identity.tokens import identity_token, save_identity
+    from .identity.tokens import save_identity
     from .identity.train import TrainConfig, train_identity
 
-    name = _clean_name(name)
-    target = out_file or Path(identity_token(name).strip("<>") + ".safetensors")
-    if target.suffix != ".safetensors":
+    name = normalize_name(name)
+    if out_file is not None and out_file.suffix != ".safetensors":
         raise typer.BadParameter("--out must end in .safetensors")
-    face_encoder = get_face_encoder(encoder)
-    subject, _ = subject_from_photo(photo, name, face_encoder)  # fails fast on a bad photo, before loading SDXL
+    library = _library(data_dir)
+    params = {"steps": steps, "seed": seed, **({"lr": lr} if lr is not None else {}), "face_encoder": encoder}
+    if queue:
+        job = JobQueue(library).submit(photo, name, model, params)
+        console.print(f"queued job [bold]{job.id[:8]}[/] for {name}; run `storyface jobs work` to train it")
+        return
+    if name in library:
+        raise DuplicateNameError(f"{name!r} is already in the library; pick another name or `storyface ids delete` it")
+    subject, headshot = subject_from_photo(photo, name, encoder)  # a bad photo fails here, before loading SDXL
     loaded = _load(model)
     t0 = time.perf_counter()
     with _progress() as bar:
@@ -111,25 +136,18 @@ def train(
             loaded, subject, TrainConfig(steps=steps, seed=seed, lr=lr),
             progress=lambda s, n, loss: bar.update(task, completed=s, info=f"loss {loss:.4f}"),
         )
-    save_identity(ident, target)
+    if out_file is not None:
+        save_identity(ident, out_file)
+        console.print(f"wrote [bold]{out_file}[/]")
+    record = library.add(ident, headshot.image)
     meta = ident.metadata
     console.print(
-        f"wrote [bold]{target}[/] ({ident.family}, token {ident.token}) in {time.perf_counter() - t0:.1f}s; "
-        f"probe loss {float(meta['probe_loss_start']):.4f} -> {float(meta['probe_loss_end']):.4f}"
+        f"learned [bold]{name}[/] ({ident.family}, token {ident.token}) in {time.perf_counter() - t0:.1f}s; "
+        f"probe loss {float(meta['probe_loss_start']):.4f} -> {float(meta['probe_loss_end']):.4f}; "
+        f"library: {record.embedding_path}"
     )
     if loaded.is_tiny:
         console.print("[yellow]note:[/] this identity was trained on the tiny test model and only works with it")
-
-
-def _clean_name(name: str) -> str:
-    from .errors import InputError
-
-    cleaned = " ".join(name.split())
-    if not cleaned:
-        raise InputError("the name is empty: give the person's full name, e.g. --name 'Grace Hopper'")
-    if any(ord(c) < 32 or c in "/\\" for c in name) or len(cleaned) > 80:
-        raise InputError(f"{name!r} is not a usable name: at most 80 characters, no slashes or control characters")
-    return cleaned
 
 
 @app.command()
@@ -170,7 +188,7 @@ def _read_text(path: Path) -> str:
 @friendly_errors
 def comic(
     story_file: Annotated[Path, typer.Option("--story", help="Story text file (or a panel script .json).")],
-    identity: Annotated[list[Path], typer.Option("--identity", help="An identity .safetensors; repeat per person.")],
+    identity: Annotated[list[str], typer.Option("--identity", help="An identity .safetensors or a library name; repeat per person.")],
     style: Annotated[list[str], typer.Option("--style", help="A style preset; repeatable.")] = [],
     free_style: Annotated[str, typer.Option(help="Extra style words, appended as written.")] = "",
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for page.png, panels and records.")] = Path("comic"),
@@ -183,12 +201,12 @@ def comic(
     size: Annotated[Optional[int], typer.Option(help="Panel side in pixels (default: the model's).")] = None,
     scheduler: str = "euler",
     backend: Annotated[str, typer.Option(help="Story parser: auto, offline or llm.")] = "auto",
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Render one panel per sentence with your identities and lay out a captioned page."""
-    from .identity.tokens import load_identity
     from .render.generate import RenderConfig, Renderer
 
-    identities = [load_identity(p) for p in identity]
+    identities = _identities(identity, data_dir)
     panels, warnings = _panels(story_file, [i.name for i in identities], backend)
     loaded = _load(model)
     comic_ = _render(Renderer(loaded), panels, identities, out_dir, style, free_style,
@@ -196,6 +214,21 @@ def comic(
                      seed, title, pdf)
     for w in warnings + comic_.warnings:
         console.print(f"[yellow]warning:[/] {w}")
+
+
+def _identities(refs: list[str], data_dir_: Optional[Path]):
+    """Each ref is an identity file (``*.safetensors``) or the name of one in the library."""
+    from .identity.tokens import load_identity
+
+    library = None
+    identities = []
+    for ref in refs:
+        if ref.lower().endswith(".safetensors") or Path(ref).is_file():
+            identities.append(load_identity(ref))
+        else:
+            library = library or _library(data_dir_)
+            identities.append(library.load(ref))
+    return identities
 
 
 def _panels(story_file: Path, cast: list[str], backend: str):
@@ -244,6 +277,120 @@ def demo(
     console.print(f"demo finished in {time.perf_counter() - t0:.0f}s")
     for line in result.summary():
         out.print(line)
+
+
+ids_app = typer.Typer(no_args_is_help=True, help="The identity library: list, show, rename, delete, export, import.")
+jobs_app = typer.Typer(no_args_is_help=True, help="Training jobs: list, cancel, work.")
+app.add_typer(ids_app, name="ids")
+app.add_typer(jobs_app, name="jobs")
+
+
+@ids_app.command("list")
+@friendly_errors
+def ids_list(data_dir: DataDirOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every identity in the library."""
+    records = _library(data_dir).list()
+    if as_json:
+        out.print_json(json.dumps([r.to_dict() for r in records], default=str))
+        return
+    table = Table("name", "token", "family", "model", "encoder", "created", "consent", title=f"{len(records)} identities")
+    for r in records:
+        table.add_row(r.name, r.token, r.family, str(r.base_model), str(r.face_encoder), r.created_at, r.consent_by or "-")
+    out.print(table)
+
+
+@ids_app.command("show")
+@friendly_errors
+def ids_show(name: str, data_dir: DataDirOpt = None) -> None:
+    """One identity's record and files."""
+    out.print_json(json.dumps(_library(data_dir).get(name).to_dict(), default=str))
+
+
+@ids_app.command("rename")
+@friendly_errors
+def ids_rename(old: str, new: str, data_dir: DataDirOpt = None) -> None:
+    record = _library(data_dir).rename(old, new)
+    console.print(f"renamed {old!r} to [bold]{record.name}[/] (token {record.token})")
+
+
+@ids_app.command("delete")
+@friendly_errors
+def ids_delete(name: str, data_dir: DataDirOpt = None) -> None:
+    record = _library(data_dir).delete(name)
+    console.print(f"deleted {record.name!r}")
+
+
+@ids_app.command("export")
+@friendly_errors
+def ids_export(name: str, dest: Path, data_dir: DataDirOpt = None) -> None:
+    """Write the identity as a standard embedding file other tools read."""
+    console.print(f"wrote [bold]{_library(data_dir).export(name, dest)}[/]")
+
+
+@ids_app.command("import")
+@friendly_errors
+def ids_import(
+    path: Path,
+    name: Annotated[Optional[str], typer.Option(help="Name to store it under (default: the file's).")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Add an embedding file (.safetensors only, never pickle) to the library."""
+    record = _library(data_dir).import_file(path, name=name)
+    console.print(f"imported [bold]{record.name}[/] ({record.family}, token {record.token})")
+
+
+@jobs_app.command("list")
+@friendly_errors
+def jobs_list(data_dir: DataDirOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Queued, running (with step and loss), done and failed jobs."""
+    from .identity.jobs import JobQueue
+
+    jobs = JobQueue(_library(data_dir)).list()
+    if as_json:
+        out.print_json(json.dumps([j.to_dict() for j in jobs], default=str))
+        return
+    table = Table("id", "name", "state", "progress", "loss", "error", title=f"{len(jobs)} jobs")
+    for j in jobs:
+        progress = f"{j.step}/{j.total}" if j.total else "-"
+        loss = f"{j.loss:.4f}" if j.loss is not None else "-"
+        table.add_row(j.id[:8], j.name, j.state, progress, loss, j.error or "")
+    out.print(table)
+
+
+@jobs_app.command("cancel")
+@friendly_errors
+def jobs_cancel(job_id: str, data_dir: DataDirOpt = None) -> None:
+    from .identity.jobs import JobQueue
+
+    job = JobQueue(_library(data_dir)).cancel(job_id)
+    console.print(f"job {job.id[:8]} ({job.name}): {job.state}{' (cancel requested)' if job.cancel_requested else ''}")
+
+
+@jobs_app.command("work")
+@friendly_errors
+def jobs_work(
+    data_dir: DataDirOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="Exit when the queue is empty.")] = False,
+) -> None:
+    """Run queued training jobs one at a time (one worker per GPU; one on CPU)."""
+    from .identity.jobs import main as worker_main
+
+    args = (["--data-dir", str(data_dir)] if data_dir else []) + (["--once"] if once else [])
+    raise typer.Exit(worker_main(args))
+
+
+@app.command()
+@friendly_errors
+def ui(
+    model: ModelOpt = DEFAULT_MODEL,
+    host: Annotated[str, typer.Option(help="Interface to bind; anything but localhost needs --auth.")] = "127.0.0.1",
+    port: int = 7860,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The web app: cast, story, style, generate."""
+    from .app.ui import launch
+
+    launch(model=model, host=host, port=port, data_dir=data_dir)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m storyface`

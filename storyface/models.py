@@ -312,7 +312,7 @@ def load_model(
     if model in TINY_MODELS:
         pipe = build_tiny_pipeline(TINY_MODELS[model])
         is_tiny, train_res, render = True, 128, 128
-        log.warning("StoryFace is %s", TINY_NOTICE)
+        log.info("StoryFace is %s", TINY_NOTICE)
     elif model == "random-sdxl":  # full-size architecture, random weights: for speed benchmarks
         from .fullsize import random_sdxl_pipeline
 

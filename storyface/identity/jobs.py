@@ -597,8 +597,8 @@ class StoryFaceTrainer:
     def __call__(self, job: JobRecord, progress: Progress, should_stop: Callable[[], bool]) -> tuple[Identity, Image.Image]:
         from pydantic import ValidationError
 
-        from ..faces import get_face_encoder, prepare_headshot
-        from .train import Subject, TrainConfig, train_identity
+        from .subject import subject_from_photo
+        from .train import TrainConfig, train_identity
 
         params = dict(job.params)
         encoder_name = str(params.pop("face_encoder", "dlib"))
@@ -607,11 +607,7 @@ class StoryFaceTrainer:
         except ValidationError as exc:
             raise InputError(f"bad training settings for job {job.id[:8]}: {exc}") from exc
         model = self._load(job.model)
-        headshot = prepare_headshot(job.photo_path)
-        features = get_face_encoder(encoder_name).encode(headshot)  # [F]
-        subject = Subject(
-            job.name, headshot.image, headshot.face_mask, headshot.hair_mask, features, encoder_name, job.photo_sha256
-        )
+        subject, headshot = subject_from_photo(job.photo_path, job.name, encoder_name)
         identity = train_identity(model, subject, config, progress=progress, should_stop=should_stop)
         return identity, headshot.image
 

@@ -250,6 +250,10 @@ class IdentityLibrary:
             rows = con.execute("SELECT * FROM identities ORDER BY created_at, rowid").fetchall()
         return [self._record(row) for row in rows]
 
+    def __contains__(self, name: object) -> bool:
+        with connect(self.db_path) as con:
+            return isinstance(name, str) and self.name_taken(con, name)
+
     def get(self, name: str) -> IdentityRecord:
         with connect(self.db_path) as con:
             return self._get(con, name)
