@@ -119,6 +119,7 @@ def train(
     name = normalize_name(name)
     if out_file is not None and out_file.suffix != ".safetensors":
         raise typer.BadParameter("--out must end in .safetensors")
+    subject, headshot = subject_from_photo(photo, name, encoder)  # a bad photo fails here, before anything is written
     library = _library(data_dir)
     params = {"steps": steps, "seed": seed, **({"lr": lr} if lr is not None else {}), "face_encoder": encoder}
     if queue:
@@ -127,7 +128,6 @@ def train(
         return
     if name in library:
         raise DuplicateNameError(f"{name!r} is already in the library; pick another name or `storyface ids delete` it")
-    subject, headshot = subject_from_photo(photo, name, encoder)  # a bad photo fails here, before loading SDXL
     loaded = _load(model)
     t0 = time.perf_counter()
     with _progress() as bar:

@@ -1,0 +1,157 @@
+"""The command line end to end on the tiny model and real photos, driven in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from storyface.cli import app
+from storyface.identity.tokens import load_identity
+
+SEED_STORY = (
+    "Hugh Jackman was selecting an apple at the grocery store when Taylor Swift, who dislikes apples, "
+    "reached for a banana nearby. They struck up a conversation about fruit. "
+    "After shopping, they walked to school together."
+)
+
+
+@pytest.fixture()
+def cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("STORYFACE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, grace_hopper_path, astronaut_path):
+    """Two identity files learned by `storyface train` from the real photos (20 steps each)."""
+    out = tmp_path_factory.mktemp("ids")
+    runner = CliRunner()
+    files = []
+    for photo, name in ((grace_hopper_path, "Hugh Jackman"), (astronaut_path, "Taylor Swift")):
+        target = out / f"{name.split()[0].lower()}.safetensors"
+        result = runner.invoke(
+            app,
+            ["train", str(photo), "--name", name, "--model", "tiny", "--steps", "20", "--out", str(target),
+             "--data-dir", str(out / "home")],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, result.output
+        files.append(target)
+    return files
+
+
+def test_train_writes_a_standard_identity_file_and_keeps_it_in_the_library(trained, tmp_path):
+    hugh = load_identity(trained[0])
+    assert hugh.name == "Hugh Jackman" and hugh.family == "sdxl" and hugh.is_tiny
+    assert set(hugh.embeddings) == {"clip_l", "clip_g"} and all(v.shape[0] == 2 for v in hugh.embeddings.values())
+    assert len(hugh.metadata["photo_sha256"]) == 64 and hugh.metadata["steps"] == "20"
+    listing = CliRunner().invoke(app, ["ids", "list", "--json", "--data-dir", str(trained[0].parent / "home")])
+    assert sorted(r["name"] for r in json.loads(listing.output)) == ["Hugh Jackman", "Taylor Swift"]
+
+
+@pytest.mark.parametrize(
+    "photo_kind, message",
+    [
+        ("blank", "No face found"),
+        ("two", "Found 2 faces"),
+        ("corrupt", "looks corrupt"),
+        ("text", "not an image"),
+        ("missing", "not found"),
+    ],
+)
+def test_bad_photos_give_a_clear_error_and_write_nothing(cli, tmp_path, two_faces_path, photo_kind, message):
+    photo = tmp_path / f"{photo_kind}.png"
+    if photo_kind == "blank":
+        Image.new("RGB", (512, 512), (200, 180, 160)).save(photo)
+    elif photo_kind == "two":
+        photo = two_faces_path
+    elif photo_kind == "corrupt":
+        photo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 50)
+    elif photo_kind == "text":
+        photo = tmp_path / "notes.txt"
+        photo.write_text("not a photo")
+    home = tmp_path / "home"
+    before = tree(home)
+    result = cli("train", photo, "--name", "Some One", "--model", "tiny", "--out", tmp_path / "x.safetensors")
+    assert result.exit_code == 2
+    assert message.lower() in " ".join(result.output.split()).lower()
+    assert not (tmp_path / "x.safetensors").exists()
+    assert [p for p in tree(home) if p not in before and not p.startswith("library.sqlite3")] == []
+
+
+def test_story_prints_a_pronoun_free_panel_script_as_json(cli, tmp_path):
+    story = tmp_path / "story.txt"
+    story.write_text(SEED_STORY)
+    result = cli("story", story, "--cast", "Hugh Jackman", "--cast", "Taylor Swift", "--json", "--backend", "offline")
+    assert result.exit_code == 0, result.output
+    panels = json.loads(result.output)["panels"]
+    assert len(panels) == 3
+    for panel in panels[1:]:
+        assert "Hugh Jackman" in panel["sentence"] and "Taylor Swift" in panel["sentence"]
+        assert not {"they", "them", "their"} & set(panel["sentence"].lower().replace(",", " ").split())
+
+
+def test_comic_renders_one_captioned_panel_per_sentence_with_records(cli, tmp_path, trained):
+    story = tmp_path / "story.txt"
+    story.write_text(SEED_STORY)
+    out = tmp_path / "comic"
+    args = ["comic", "--story", story, "--identity", trained[0], "--identity", trained[1], "--model", "tiny",
+            "--style", "cinematic", "--style", "watercolor painting", "--out", out, "--steps", "2", "--pdf",
+            "--seed", "7", "--backend", "offline"]
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "comic.json").read_text())
+    assert manifest["tiny"] is True and "noise" in manifest["notice"]
+    assert [p["seed"] for p in manifest["panels"]] == [7, 8, 9]
+    for i, panel in enumerate(manifest["panels"], 1):
+        assert "<hugh-jackman>" in panel["prompt"] and "watercolor" in panel["prompt"]
+        assert (out / "panels" / f"panel-{i:02d}.png").is_file()
+        assert json.loads((out / "panels" / f"panel-{i:02d}.json").read_text())["seed"] == 6 + i
+    assert (out / "page.pdf").read_bytes().startswith(b"%PDF")
+    first = np.asarray(Image.open(out / "panels" / "panel-01.png"))
+
+    again = cli(*[a if a != out else tmp_path / "again" for a in args])  # same seed -> same panel
+    assert again.exit_code == 0
+    assert np.array_equal(first, np.asarray(Image.open(tmp_path / "again" / "panels" / "panel-01.png")))
+
+
+def test_comic_refuses_a_story_naming_nobody_in_the_cast(cli, tmp_path, trained):
+    story = tmp_path / "story.txt"
+    story.write_text("A cat slept on the windowsill. The rain kept falling.")
+    result = cli("comic", "--story", story, "--identity", trained[0], "--model", "tiny", "--out", tmp_path / "c")
+    assert result.exit_code == 2 and "Hugh Jackman" in result.output
+    assert not (tmp_path / "c").exists()
+
+
+def test_identity_for_another_family_is_refused_before_rendering(cli, tmp_path, trained):
+    story = tmp_path / "story.txt"
+    story.write_text("Hugh Jackman smiled.")
+    result = cli("comic", "--story", story, "--identity", trained[0], "--model", "tiny-sd2", "--out", tmp_path / "c")
+    assert result.exit_code == 2 and "SDXL" in result.output and "retrain" in result.output
+    assert not (tmp_path / "c").exists()
+
+
+def test_demo_runs_the_whole_chain_offline(cli, tmp_path):
+    result = cli("demo", "--out", tmp_path / "demo", "--steps", "10")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "demo" / "comic.json").read_text())
+    sentences = [p["sentence"] for p in manifest["panels"]]
+    assert len(sentences) >= 3 and all("Grace Hopper" in s or "Eileen Collins" in s for s in sentences)
+    assert not any(w in s.split() for s in sentences for w in ("She", "she", "They", "they"))
+    assert (tmp_path / "demo" / "page.png").is_file() and (tmp_path / "demo" / "page.pdf").is_file()
+    assert len(list((tmp_path / "demo" / "identities").glob("*.safetensors"))) == 2
