@@ -1,0 +1,308 @@
+"""Evaluating a comic folder and reporting it: ``eval.json``, a terminal table, a one-file HTML page.
+
+A comic folder (what ``storyface comic`` / :func:`storyface.api.write_comic` writes) holds
+``comic.json`` (panel records and ``references``: name -> reference headshot path relative to the
+folder), ``panels/panel-NN.png`` and ``references/<name>.png``; that is all the evaluation needs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image, ImageDraw
+
+from ..errors import InputError
+from ..faces import FaceEncoder
+from ..identity.tokens import identity_token
+from .likeness import ClipScorer, PanelScore, ReferenceSource, as_encoder, reference_image, references_from, score_panel
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "comic.json"
+REFERENCES_DIR = "references"
+EVAL_JSON = "eval.json"
+EVAL_HTML = "eval.html"
+THUMB_SIDE = 384  # px, the longer side of a panel thumbnail in the HTML report
+
+
+# -- the comic folder ----------------------------------------------------------------------------
+
+
+def save_references(references: Mapping[str, ReferenceSource], out_dir: str | os.PathLike) -> dict[str, str]:
+    """Write each person's reference picture to ``references/<token>.png``; name -> relative path."""
+    folder = Path(out_dir) / REFERENCES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = {}
+    for name, source in references.items():
+        rel = f"{REFERENCES_DIR}/{identity_token(name).strip('<>')}.png"
+        reference_image(source).save(Path(out_dir) / rel)
+        saved[name] = rel
+    return saved
+
+
+def existing_references(comic_dir: str | os.PathLike) -> dict[str, str]:
+    """The reference mapping a folder already has, so rewriting a comic (one panel redone) keeps it."""
+    folder = Path(comic_dir)
+    try:
+        refs = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("references") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(n): str(rel) for n, rel in refs.items() if (folder / str(rel)).is_file()}
+
+
+def read_manifest(comic_dir: str | os.PathLike) -> dict[str, Any]:
+    path = Path(comic_dir) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{comic_dir} has no {MANIFEST}; point at the folder `storyface comic --out` wrote") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON ({exc}); render the comic again") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("panels"), list):
+        raise InputError(f"{path} has no panel list; it was not written by `storyface comic`")
+    return manifest
+
+
+def panel_path(comic_dir: str | os.PathLike, number: int) -> Path:
+    """Panel ``number`` (1-based, as in the file names)."""
+    return Path(comic_dir) / "panels" / f"panel-{number:02d}.png"
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+
+
+@dataclass
+class PanelEval:
+    number: int  # 1-based, as on the page
+    image: Path
+    sentence: str
+    score: PanelScore
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"panel": self.number, "image": self.image.name, "sentence": self.sentence, **self.score.to_dict()}
+
+
+@dataclass
+class ComicEval:
+    """The evaluation of one comic folder."""
+
+    comic_dir: Path
+    encoder: str
+    clip_model: str | None
+    references: dict[str, str]  # name -> path of the reference picture used
+    panels: list[PanelEval]
+    min_likeness: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def weak(self) -> list[PanelEval]:
+        """Panels below ``min_likeness`` (none when no bar was set)."""
+        if self.min_likeness is None:
+            return []
+        return [p for p in self.panels if not p.score.passes(self.min_likeness)]
+
+    def to_dict(self) -> dict[str, Any]:
+        sims = [s for p in self.panels for s in p.score.similarities.values()]
+        return {
+            "comic_dir": str(self.comic_dir),
+            "face_encoder": self.encoder,
+            "clip_model": self.clip_model,
+            "min_likeness": self.min_likeness,
+            "references": dict(self.references),
+            "summary": {
+                "panels": len(self.panels),
+                "mean_similarity": round(sum(sims) / len(sims), 4) if sims else None,
+                "characters_missing": sum(len(p.score.missing) for p in self.panels),
+                "extra_faces": sum(len(p.score.extra) for p in self.panels),
+                "weak_panels": [p.number for p in self.weak()],
+            },
+            "warnings": list(self.warnings),
+            "panels": [p.to_dict() for p in self.panels],
+        }
+
+
+def evaluate_comic(
+    comic_dir: str | os.PathLike,
+    encoder: FaceEncoder | str = "dlib",
+    clip: ClipScorer | str | None = None,
+    references: Mapping[str, ReferenceSource] | None = None,
+    min_likeness: float | None = None,
+) -> ComicEval:
+    """Score every panel of a comic folder against the references it recorded (``references`` override)."""
+    # 1. what the folder says: panels, their characters, the reference pictures
+    folder = Path(comic_dir)
+    manifest = read_manifest(folder)
+    sources: dict[str, ReferenceSource] = {
+        name: folder / rel for name, rel in (manifest.get("references") or {}).items()
+    }
+    sources.update(references or {})
+    # 2. models, each loaded once
+    encoder = as_encoder(encoder)
+    clip = ClipScorer(clip) if isinstance(clip, (str, os.PathLike)) else clip
+    vectors = references_from(sources, encoder)
+    # 3. one score per panel
+    panels = []
+    for number, record in enumerate(manifest["panels"], start=1):
+        path = panel_path(folder, number)
+        if not path.is_file():
+            raise InputError(f"{path} is missing; the comic folder is incomplete, render it again")
+        sentence = str(record.get("sentence", ""))
+        with Image.open(path) as image:
+            score = score_panel(image.convert("RGB"), vectors, record.get("characters", []), encoder, clip=clip, text=sentence)
+        panels.append(PanelEval(number, path, sentence, score))
+    return ComicEval(
+        folder, encoder.name, clip.model_id if clip else None, {n: _describe(p) for n, p in sources.items()},
+        panels, min_likeness, _warnings(manifest, panels),
+    )  # fmt: skip
+
+
+def _describe(source: ReferenceSource) -> str:
+    """A reference as the report names it: its path, or what it was when given in memory."""
+    return str(source) if isinstance(source, (str, os.PathLike)) else f"<{type(source).__name__}>"
+
+
+def _warnings(manifest: dict[str, Any], panels: Sequence[PanelEval]) -> list[str]:
+    """What a reader should know before trusting the numbers."""
+    notes = []
+    if manifest.get("tiny"):
+        notes.append("rendered with the random-weight tiny test model: panels are noise, so no faces are expected")
+    unscored = sorted({n for p in panels for n in p.score.unscored})
+    if unscored:
+        notes.append(
+            f"no reference photo for {', '.join(unscored)}: not scored; pass --reference 'Name=photo.png'"
+        )
+    missing = [p.number for p in panels if p.score.missing]
+    if missing:
+        notes.append(f"characters missing (no face found for them) in panel(s) {', '.join(map(str, missing))}")
+    return notes
+
+
+# -- outputs -------------------------------------------------------------------------------------
+
+
+def write_json(evaluation: ComicEval, path: str | os.PathLike | None = None) -> Path:
+    """``eval.json`` in the comic folder unless ``path`` says otherwise."""
+    path = Path(path) if path is not None else evaluation.comic_dir / EVAL_JSON
+    path.write_text(json.dumps(evaluation.to_dict(), indent=2), encoding="utf-8")
+    return path
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def panel_summary(score: PanelScore) -> list[str]:
+    """(likeness per character, missing, extra, weakest, prompt fit) as short strings."""
+    likeness = ", ".join(f"{name} {sim:.3f}" for name, sim in score.similarities.items()) or "-"
+    return [
+        likeness,
+        ", ".join(score.missing) or "-",
+        str(len(score.extra)) if score.extra else "-",
+        _fmt(score.weakest),
+        _fmt(score.prompt_fit),
+    ]
+
+
+def eval_table(evaluation: ComicEval) -> Table:
+    """The terminal summary: one row per panel, weak panels in red."""
+    from rich.table import Table
+
+    table = Table("#", "faces", "likeness", "missing", "extra", "weakest", "prompt fit",
+                  title=f"likeness ({evaluation.encoder})", caption="\n".join(evaluation.warnings) or None)  # fmt: skip
+    weak = {p.number for p in evaluation.weak()}
+    for p in evaluation.panels:
+        style = "red" if p.number in weak else None
+        table.add_row(str(p.number), str(len(p.score.faces)), *panel_summary(p.score), style=style)
+    return table
+
+
+def write_html(evaluation: ComicEval, path: str | os.PathLike | None = None) -> Path:
+    """``eval.html``: one self-contained page (images embedded), readable offline and shareable."""
+    path = Path(path) if path is not None else evaluation.comic_dir / EVAL_HTML
+    path.write_text(render_html(evaluation), encoding="utf-8")
+    return path
+
+
+def render_html(evaluation: ComicEval) -> str:
+    esc = html.escape
+    refs = "".join(
+        f'<figure><img src="{_data_uri(_open_rgb(p), 128)}" alt=""><figcaption>{esc(n)}</figcaption></figure>'
+        for n, p in evaluation.references.items()
+        if Path(p).is_file()
+    )
+    weak = {p.number for p in evaluation.weak()}
+    rows = "".join(_html_row(p, p.number in weak) for p in evaluation.panels)
+    notes = "".join(f"<li>{esc(w)}</li>" for w in evaluation.warnings)
+    bar = f" &middot; min likeness {evaluation.min_likeness:.3f}" if evaluation.min_likeness is not None else ""
+    clip = f" &middot; CLIP {esc(evaluation.clip_model)}" if evaluation.clip_model else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>StoryFace evaluation</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:2em;color:#222}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.4em .6em;vertical-align:top;text-align:left}}
+tr.weak td{{background:#fde8e8}} figure{{display:inline-block;margin:0 1em 1em 0}}
+img{{max-width:{THUMB_SIDE}px}} .missing{{color:#b00}}
+</style></head><body>
+<h1>StoryFace evaluation</h1>
+<p>{esc(str(evaluation.comic_dir))} &middot; face encoder {esc(evaluation.encoder)}{clip}{bar}</p>
+<ul>{notes}</ul>
+<h2>References</h2><div>{refs or "<p>none</p>"}</div>
+<h2>Panels</h2>
+<table><tr><th>#</th><th>panel</th><th>sentence</th><th>likeness</th><th>missing</th><th>extra faces</th>
+<th>weakest</th><th>prompt fit</th></tr>{rows}</table>
+</body></html>
+"""
+
+
+def _html_row(panel: PanelEval, weak: bool) -> str:
+    likeness, missing, extra, weakest, fit = (html.escape(s) for s in panel_summary(panel.score))
+    with Image.open(panel.image) as image:
+        thumb = _data_uri(_draw_faces(image.convert("RGB"), panel.score, THUMB_SIDE), THUMB_SIDE)
+    return (
+        f'<tr class="{"weak" if weak else ""}"><td>{panel.number}</td><td><img src="{thumb}" alt="panel {panel.number}"></td>'
+        f"<td>{html.escape(panel.sentence)}</td><td>{likeness}</td><td class=\"missing\">{missing}</td>"
+        f"<td>{extra}</td><td>{weakest}</td><td>{fit}</td></tr>"
+    )
+
+
+def _draw_faces(image: Image.Image, score: PanelScore, side: int) -> Image.Image:
+    """A thumbnail with a box per face: green with the character's name, orange for extra faces."""
+    thumb = image.copy()
+    thumb.thumbnail((side, side))
+    scale = thumb.width / image.width
+    draw = ImageDraw.Draw(thumb)
+    for face in score.faces:
+        colour = (40, 180, 60) if face.character else (240, 140, 0)
+        box = [round(v * scale) for v in face.box]
+        draw.rectangle(box, outline=colour, width=2)
+        if face.character:
+            label = f"{face.character} {face.similarity:.2f}"
+        else:
+            label = "extra" + (f" (like {face.nearest})" if face.nearest else "")
+        draw.text((box[0] + 2, box[3] + 2), label, fill=colour)
+    return thumb
+
+
+def _open_rgb(path: str | os.PathLike) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def _data_uri(image: Image.Image, side: int) -> str:
+    """A JPEG thumbnail as a data: URI, so the HTML needs no other files."""
+    thumb = image.copy()
+    thumb.thumbnail((side, side))
+    buf = io.BytesIO()
+    thumb.save(buf, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
