@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
 from .errors import StoryError
+from .eval.likeness import ReferenceSource
 from .faces import FaceEncoder, Headshot, get_face_encoder
 from .identity.tokens import Identity, check_compatible
 from .identity.subject import PhotoSource, subject_from_photo
@@ -93,17 +94,36 @@ def make_comic(
     title: str | None = None,
     pdf: bool = False,
     callback: Callable[[int, int], None] | None = None,
+    references: Mapping[str, ReferenceSource] | None = None,
+    min_likeness: float | None = None,
+    retries: int = 0,
+    face_encoder: FaceEncoder | str = "dlib",
 ) -> Comic:
-    """Render one image per sentence and lay out the captioned page; write page, panels and records."""
+    """Render one image per sentence and lay out the captioned page; write page, panels and records.
+
+    ``references`` (name -> headshot or photo) are copied into the folder so ``storyface eval``
+    works from it alone. With ``min_likeness`` every panel is scored against them and one whose
+    weakest character falls below it is rendered again with a new seed, up to ``retries`` times.
+    """
     prompts = plan_prompts(renderer, panels, identities, styles, free_style)
-    images = renderer.render(
-        [p.prompt for p in prompts],
-        [p.negative_prompt for p in prompts],
-        seeds=[seed + i for i in range(len(prompts))],
-        config=config,
-        callback=callback,
+    texts = ([p.prompt for p in prompts], [p.negative_prompt for p in prompts])
+    seeds = [seed + i for i in range(len(prompts))]
+    likeness = None
+    if min_likeness is None:
+        images = renderer.render(*texts, seeds=seeds, config=config, callback=callback)
+    else:
+        from .eval.likeness import references_from
+        from .eval.retry import face_scorer, render_with_retries
+
+        vectors = references_from(references or {}, face_encoder)
+        scorer = face_scorer(vectors, [p.characters for p in prompts], face_encoder)
+        images, tries = render_with_retries(
+            renderer, *texts, seeds, config, scorer, min_likeness, retries, rng_seed=seed, callback=callback
+        )
+        likeness = [t.record() for t in tries]
+    return write_comic(
+        renderer, list(panels), prompts, images, identities, out_dir, title, pdf, references=references, likeness=likeness
     )
-    return write_comic(renderer, list(panels), prompts, images, identities, out_dir, title, pdf)
 
 
 def write_comic(
@@ -115,8 +135,16 @@ def write_comic(
     out_dir: str | os.PathLike,
     title: str | None = None,
     pdf: bool = False,
+    references: Mapping[str, ReferenceSource] | None = None,
+    likeness: Sequence[dict] | None = None,
 ) -> Comic:
-    """Lay out and save; also used after re-rendering a single panel."""
+    """Lay out and save; also used after re-rendering a single panel.
+
+    ``references`` are saved under ``references/`` (without them the folder keeps the ones it has);
+    ``likeness[i]`` (scores and retry attempts) goes into panel i's record.
+    """
+    from .eval.report import existing_references, save_references
+
     out = Path(out_dir)
     (out / "panels").mkdir(parents=True, exist_ok=True)
     model = renderer.model
@@ -135,10 +163,14 @@ def write_comic(
             "identities": {n: by_name[n].metadata.get("photo_sha256", "") for n in prompt.characters if n in by_name},
             "warnings": prompt.warnings,
         }
+        if likeness is not None:
+            record["likeness"] = likeness[i - 1]
         stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
         records.append(record)
         files.append(stem.with_suffix(".png"))
+    refs = save_references(references, out) if references else existing_references(out)
     manifest = {"title": title, "model": model.source, "tiny": model.is_tiny, "notice": model.notice, "panels": records}
+    manifest["references"] = refs
     (out / "comic.json").write_text(json.dumps(manifest, indent=2))
     warnings = [w for p in prompts for w in p.warnings]
     return Comic(out, page, files, images, prompts, panels, warnings)
