@@ -75,6 +75,17 @@ def read_manifest(comic_dir: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
+def parse_reference_args(items: Sequence[str]) -> dict[str, Path]:
+    """``["Grace Hopper=grace.png", ...]`` (the CLI's ``--reference``) -> name -> photo path."""
+    refs = {}
+    for item in items:
+        name, sep, photo = item.partition("=")
+        if not sep or not name.strip() or not photo.strip():
+            raise InputError(f"--reference {item!r}: write it as 'Full Name=photo.png'")
+        refs[name.strip()] = Path(photo.strip())
+    return refs
+
+
 def panel_path(comic_dir: str | os.PathLike, number: int) -> Path:
     """Panel ``number`` (1-based, as in the file names)."""
     return Path(comic_dir) / "panels" / f"panel-{number:02d}.png"
