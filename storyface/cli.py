@@ -202,16 +202,19 @@ def comic(
     scheduler: str = "euler",
     backend: Annotated[str, typer.Option(help="Story parser: auto, offline or llm.")] = "auto",
     data_dir: DataDirOpt = None,
+    min_likeness: Annotated[Optional[float], typer.Option("--min-likeness", min=-1.0, max=1.0, help="Re-render a panel whose weakest face is less similar than this to its reference (dlib: same person ~0.95-1, different ~0.85-0.9).")] = None,
+    retries: Annotated[int, typer.Option("--retries", min=0, help="New seeds to try per weak panel (with --min-likeness).")] = 2,
 ) -> None:
     """Render one panel per sentence with your identities and lay out a captioned page."""
     from .render.generate import RenderConfig, Renderer
 
     identities = _identities(identity, data_dir)
     panels, warnings = _panels(story_file, [i.name for i in identities], backend)
+    references = _references(identity, identities, data_dir)
     loaded = _load(model)
     comic_ = _render(Renderer(loaded), panels, identities, out_dir, style, free_style,
                      RenderConfig(steps=steps, guidance=guidance, width=size, height=size, scheduler=scheduler),
-                     seed, title, pdf)
+                     seed, title, pdf, references=references, min_likeness=min_likeness, retries=retries)
     for w in warnings + comic_.warnings:
         console.print(f"[yellow]warning:[/] {w}")
 
@@ -231,6 +234,21 @@ def _identities(refs: list[str], data_dir_: Optional[Path]):
     return identities
 
 
+def _references(refs: list[str], identities, data_dir_: Optional[Path]) -> dict[str, Path]:
+    """Each person's reference headshot: the library's, or ``<identity file stem>.png`` beside the file."""
+    library = None
+    found = {}
+    for ref, ident in zip(refs, identities):
+        if ref.lower().endswith(".safetensors") or Path(ref).is_file():
+            photo = Path(ref).with_suffix(".png")
+        else:
+            library = library or _library(data_dir_)
+            photo = library.get(ref).headshot_path
+        if photo is not None and photo.is_file():
+            found[ident.name] = photo
+    return found
+
+
 def _panels(story_file: Path, cast: list[str], backend: str):
     from .story.parsers import parse_story
     from .story.schema import Panel
@@ -243,7 +261,7 @@ def _panels(story_file: Path, cast: list[str], backend: str):
     return script.panels, script.warnings
 
 
-def _render(renderer, panels, identities, out_dir, styles, free_style, config, seed, title, pdf):
+def _render(renderer, panels, identities, out_dir, styles, free_style, config, seed, title, pdf, **likeness):
     from .api import make_comic
 
     with _progress() as bar:
@@ -251,8 +269,14 @@ def _render(renderer, panels, identities, out_dir, styles, free_style, config, s
         result = make_comic(
             renderer, panels, identities, out_dir, styles=styles, free_style=free_style, config=config,
             seed=seed, title=title, pdf=pdf, callback=lambda done, total: bar.update(task, completed=done, total=total),
+            **likeness,
         )
     console.print(f"wrote [bold]{result.out_dir / 'page.png'}[/] with {len(result.panels)} panels")
+    if likeness.get("min_likeness") is not None:
+        from .eval.report import retry_lines
+
+        for line in retry_lines(result.out_dir):
+            console.print(line)
     if renderer.model.is_tiny:
         console.print(f"[yellow]note:[/] {renderer.model.notice}")
     return result
@@ -377,6 +401,30 @@ def jobs_work(
 
     args = (["--data-dir", str(data_dir)] if data_dir else []) + (["--once"] if once else [])
     raise typer.Exit(worker_main(args))
+
+
+@app.command("eval")
+@friendly_errors
+def eval_comic(
+    comic_dir: Annotated[Path, typer.Argument(help="A folder written by `storyface comic`.")],
+    encoder: Annotated[str, typer.Option(help="Face encoder: dlib (offline) or vit.")] = "dlib",
+    encoder_model: Annotated[Optional[str], typer.Option(help="Model folder or id for the vit encoder.")] = None,
+    clip: Annotated[Optional[str], typer.Option("--clip", help="CLIP model id or folder: adds prompt fit (image-text similarity).")] = None,
+    html: Annotated[bool, typer.Option("--html", help="Also write eval.html with panel thumbnails and scores.")] = False,
+    reference: Annotated[list[str], typer.Option("--reference", help="'Full Name=photo.png' for a character; repeatable.")] = [],
+    min_likeness: Annotated[Optional[float], typer.Option("--min-likeness", min=-1.0, max=1.0, help="Mark panels whose weakest face is below this.")] = None,
+) -> None:
+    """Likeness of every panel to its characters' reference photos (and prompt fit with --clip)."""
+    from .eval.report import eval_table, evaluate_comic, parse_reference_args, write_html, write_json
+    from .faces import get_face_encoder
+
+    face_encoder = get_face_encoder(encoder, **({"model": encoder_model} if encoder_model else {}))
+    with console.status("scoring panels ..."):
+        evaluation = evaluate_comic(comic_dir, face_encoder, clip, parse_reference_args(reference), min_likeness)
+    out.print(eval_table(evaluation))
+    console.print(f"wrote [bold]{write_json(evaluation)}[/]")
+    if html:
+        console.print(f"wrote [bold]{write_html(evaluation)}[/]")
 
 
 @app.command()

@@ -91,6 +91,22 @@ def panel_path(comic_dir: str | os.PathLike, number: int) -> Path:
     return Path(comic_dir) / "panels" / f"panel-{number:02d}.png"
 
 
+def retry_lines(comic_dir: str | os.PathLike) -> list[str]:
+    """One line per panel that was scored while rendering: attempts, kept seed, weakest likeness."""
+    lines = []
+    for number, record in enumerate(read_manifest(comic_dir)["panels"], start=1):
+        tries = record.get("likeness")
+        if not tries:
+            continue
+        best = tries["attempts"][tries["kept"]]
+        verdict = "ok" if tries["passed"] else f"below {tries['min_likeness']:.3f}"
+        lines.append(
+            f"panel {number}: {len(tries['attempts'])} attempt(s), kept seed {tries['kept_seed']} "
+            f"(weakest {_fmt(best['weakest'])}, {verdict})"
+        )
+    return lines
+
+
 # -- evaluation ----------------------------------------------------------------------------------
 
 
