@@ -12,8 +12,16 @@ import torch
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
-from storyface.errors import ModelError, NoFaceError
-from storyface.eval import MISSING_SCORE, ClipScorer, PanelScore, match_faces, references_from, score_panel
+from storyface.errors import InputError, ModelError, NoFaceError
+from storyface.eval import (
+    MISSING_SCORE,
+    ClipScorer,
+    PanelScore,
+    match_faces,
+    references_from,
+    score_panel,
+    score_panels,
+)
 from storyface.eval.likeness import assign_faces
 from storyface.eval.retry import render_with_retries
 from storyface.identity.tokens import Identity, save_identity
@@ -93,6 +101,15 @@ def test_panel_without_a_face_reports_every_character_missing(references):
     assert score.missing == [GRACE, EILEEN]
     assert score.weakest == MISSING_SCORE
     assert not score.passes(-0.5)
+
+
+def test_score_panels_scores_each_panel_against_its_own_characters(photos, references):
+    eileen_panel, grace_panel = photos[EILEEN].resize((400, 400)), photos[GRACE]
+    scores = score_panels([eileen_panel, grace_panel], references, [[EILEEN], [EILEEN, GRACE]])
+    assert list(scores[0].similarities) == [EILEEN] and scores[0].similarities[EILEEN] > 0.95
+    assert list(scores[1].similarities) == [GRACE] and scores[1].missing == [EILEEN]
+    with pytest.raises(InputError, match="one per panel"):
+        score_panels([grace_panel], references, [[GRACE], [EILEEN]])
 
 
 def test_a_duplicate_face_is_reported_as_extra(photos, references):

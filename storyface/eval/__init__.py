@@ -1,4 +1,7 @@
-"""Evaluation: likeness and prompt fit of every panel, reports, and re-rendering the weak ones."""
+"""Evaluation: likeness and prompt fit of every panel, and re-rendering the weak ones.
+
+The comic-folder report (``eval.json``, terminal table, HTML) lives in :mod:`storyface.eval.report`.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +16,20 @@ from .likeness import (
     score_panel,
     score_panels,
 )
+from .retry import Attempt, PanelAttempts, face_scorer, render_with_retries
 
 __all__ = [
     "MISSING_SCORE",
+    "Attempt",
     "ClipScorer",
     "FaceMatch",
+    "PanelAttempts",
     "PanelScore",
     "ReferenceSource",
+    "face_scorer",
     "match_faces",
     "references_from",
+    "render_with_retries",
     "score_panel",
     "score_panels",
 ]

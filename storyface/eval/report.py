@@ -188,6 +188,7 @@ def evaluate_comic(
         with Image.open(path) as image:
             score = score_panel(image.convert("RGB"), vectors, record.get("characters", []), encoder, clip=clip, text=sentence)
         panels.append(PanelEval(number, path, sentence, score))
+    log.info("scored %d panels of %s with %s", len(panels), folder, encoder.name)
     return ComicEval(
         folder, encoder.name, clip.model_id if clip else None, {n: _describe(p) for n, p in sources.items()},
         panels, min_likeness, _warnings(manifest, panels),
@@ -313,11 +314,10 @@ def _draw_faces(image: Image.Image, score: PanelScore, side: int) -> Image.Image
         colour = (40, 180, 60) if face.character else (240, 140, 0)
         box = [round(v * scale) for v in face.box]
         draw.rectangle(box, outline=colour, width=2)
-        if face.character:
-            label = f"{face.character} {face.similarity:.2f}"
-        else:
-            label = "extra" + (f" (like {face.nearest})" if face.nearest else "")
-        draw.text((box[0] + 2, box[3] + 2), label, fill=colour)
+        label = f"{face.character.split()[0]} {face.similarity:.2f}" if face.character else "extra"
+        corner = (box[0], box[3] + 2)
+        draw.rectangle(draw.textbbox(corner, label), fill=(0, 0, 0))  # legible on any background
+        draw.text(corner, label, fill=colour)
     return thumb
 
 
