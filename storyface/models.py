@@ -271,6 +271,12 @@ def _single_file_family(path: Path) -> Family:
         return "sdxl" if any(k.startswith("conditioner.embedders.1") for k in keys) else "sd2"
 
 
+def _offline_hint() -> str:
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return " (HF_HUB_OFFLINE=1: put the model in the hub cache first, or pass a local diffusers folder)"
+    return ""
+
+
 def _from_source(model: str, dtype: torch.dtype):
     from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 
@@ -279,10 +285,13 @@ def _from_source(model: str, dtype: torch.dtype):
         if not path.is_file():
             raise ModelError(f"checkpoint {path} does not exist")
         cls = StableDiffusionXLPipeline if _single_file_family(path) == "sdxl" else StableDiffusionPipeline
-        return cls.from_single_file(str(path), torch_dtype=dtype)
+        try:
+            return cls.from_single_file(str(path), dtype=dtype)
+        except (OSError, ValueError) as exc:  # its component configs come from the hub (or its cache)
+            raise ModelError(f"could not load checkpoint {path.name}{_offline_hint()}: {exc}") from exc
     if path.suffix in {".ckpt", ".pt", ".bin"}:
         raise ModelError(f"{path.name}: pickle checkpoints are not loaded (they can run code); convert to .safetensors")
-    kwargs: dict = {"torch_dtype": dtype}
+    kwargs: dict = {"dtype": dtype}
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ModelError(f"{path} is not a diffusers folder (no model_index.json)")
@@ -293,9 +302,7 @@ def _from_source(model: str, dtype: torch.dtype):
     try:
         pipe = DiffusionPipeline.from_pretrained(model, **kwargs)
     except OSError as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        hint = " (HF_HUB_OFFLINE=1: download it first or pass a local folder/.safetensors)" if offline else ""
-        raise ModelError(f"could not load model {model!r}{hint}: {exc}") from exc
+        raise ModelError(f"could not load model {model!r}{_offline_hint()}: {exc}") from exc
     if not isinstance(pipe, (StableDiffusionXLPipeline, StableDiffusionPipeline)):
         raise ModelError(f"{model} is a {type(pipe).__name__}; StoryFace needs an SDXL or SD 2.x pipeline")
     return pipe
