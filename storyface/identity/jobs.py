@@ -588,7 +588,8 @@ class Worker:
 class StoryFaceTrainer:
     """photo -> headshot -> face features -> :func:`train.train_identity`; keeps one model loaded.
 
-    Job params: ``face_encoder`` (default ``"dlib"``); every other key is a ``TrainConfig`` field.
+    Job params: ``face_encoder`` (default ``"dlib"``), ``face_encoder_model``, ``parsing_model``;
+    every other key is a ``TrainConfig`` field.
     """
 
     def __init__(self) -> None:
@@ -597,17 +598,21 @@ class StoryFaceTrainer:
     def __call__(self, job: JobRecord, progress: Progress, should_stop: Callable[[], bool]) -> tuple[Identity, Image.Image]:
         from pydantic import ValidationError
 
+        from ..faces import get_face_encoder
         from .subject import subject_from_photo
         from .train import TrainConfig, train_identity
 
         params = dict(job.params)
         encoder_name = str(params.pop("face_encoder", "dlib"))
+        encoder_model = params.pop("face_encoder_model", None)
+        parsing_model = params.pop("parsing_model", None)
         try:
             config = TrainConfig(**params)
         except ValidationError as exc:
             raise InputError(f"bad training settings for job {job.id[:8]}: {exc}") from exc
         model = self._load(job.model)
-        subject, headshot = subject_from_photo(job.photo_path, job.name, encoder_name)
+        encoder = get_face_encoder(encoder_name, **({"model": encoder_model} if encoder_model else {}))
+        subject, headshot = subject_from_photo(job.photo_path, job.name, encoder, parsing_model=parsing_model)
         identity = train_identity(model, subject, config, progress=progress, should_stop=should_stop)
         return identity, headshot.image
 
