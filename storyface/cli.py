@@ -106,10 +106,17 @@ def train(
     seed: int = 0,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: 1e-5 SDXL, 5e-5 SD 2.x).")] = None,
     encoder: Annotated[str, typer.Option(help="Face encoder: dlib (offline) or vit.")] = "dlib",
+    encoder_model: Annotated[
+        Optional[str], typer.Option(envvar="STORYFACE_FACE_ENCODER_MODEL", help="Model folder or hub id for the vit encoder.")
+    ] = None,
+    parsing_model: Annotated[
+        Optional[str], typer.Option(help="A face-parsing segmentation model for the face/hair masks (default: landmarks).")
+    ] = None,
     queue: Annotated[bool, typer.Option("--queue", help="Queue a job for `storyface jobs work` instead of training now.")] = False,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Learn an identity from one photo, keep it in the library and optionally write it as a file."""
+    from .faces import get_face_encoder
     from .identity.jobs import JobQueue
     from .identity.library import DuplicateNameError, normalize_name
     from .identity.subject import subject_from_photo
@@ -119,9 +126,12 @@ def train(
     name = normalize_name(name)
     if out_file is not None and out_file.suffix != ".safetensors":
         raise typer.BadParameter("--out must end in .safetensors")
-    subject, headshot = subject_from_photo(photo, name, encoder)  # a bad photo fails here, before anything is written
+    face_encoder = get_face_encoder(encoder, **({"model": encoder_model} if encoder_model else {}))
+    # a bad photo fails here, before anything is written or SDXL is loaded
+    subject, headshot = subject_from_photo(photo, name, face_encoder, parsing_model=parsing_model)
     library = _library(data_dir)
     params = {"steps": steps, "seed": seed, **({"lr": lr} if lr is not None else {}), "face_encoder": encoder}
+    params.update({k: v for k, v in (("face_encoder_model", encoder_model), ("parsing_model", parsing_model)) if v})
     if queue:
         job = JobQueue(library).submit(photo, name, model, params)
         console.print(f"queued job [bold]{job.id[:8]}[/] for {name}; run `storyface jobs work` to train it")
