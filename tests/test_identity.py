@@ -164,3 +164,26 @@ def test_probe_loss_is_deterministic(model):
     cfg = QUICK.resolved(model)
     priors, batch = _prepare(model, [synthetic_subject("Fixed Seed", 7)], cfg)
     assert probe_loss(model, priors, batch, cfg) == probe_loss(model, priors, batch, cfg)
+
+
+def test_mlp_input_follows_the_face_encoder(model, tmp_path):
+    """A ViT face encoder (here a tiny random one, hidden size 48) drives the same trainer."""
+    from transformers import ViTConfig, ViTModel
+
+    from storyface.faces import get_face_encoder
+    from storyface.faces.align import Headshot
+
+    ViTModel(ViTConfig(hidden_size=48, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
+                       image_size=32, patch_size=8)).save_pretrained(tmp_path / "vit")
+    from transformers import ViTImageProcessor
+
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path / "vit")
+    encoder = get_face_encoder("vit", model=str(tmp_path / "vit"))
+    subject = synthetic_subject("Vit Person", 8)
+    landmarks = np.tile(np.array([[128.0, 128.0]], np.float32), (68, 1)) + np.random.default_rng(0).normal(0, 30, (68, 2)).astype(np.float32)
+    features = encoder.encode(Headshot(subject.image, subject.face_mask, subject.hair_mask, landmarks, (0, 0, 256, 256)))
+    assert features.shape == (48,)
+    subject.features, subject.face_encoder = features, encoder.name
+    ident = train_identity(model, subject, QUICK)
+    assert ident.metadata["face_encoder"] == encoder.name
+    assert set(ident.dims()) == {s.key for s in model.encoders}
