@@ -1,0 +1,124 @@
+"""The GPU benchmark's CPU smoke mode, the full-size architecture, and the CPU-checkable parts of the
+graphed training step (warm-up leaves no trace; graph-safe conditioning equals the pipeline's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from storyface.errors import StoryFaceError
+from storyface.identity.conditioning import encode_prompts, tokenize, unet_kwargs
+from storyface.identity.graphed import warm_up
+from storyface.identity.train import Subject, TrainConfig, _make_step, _prepare, _step_loss, _unet_kwargs
+from storyface.models import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = TrainConfig(steps=3, bank_size=2, mlp_hidden=32, probe_samples=1, resolution=64)
+
+
+def subject(name: str, seed: int) -> Subject:
+    rng = np.random.default_rng(seed)
+    face = np.zeros((64, 64), np.float32)
+    face[16:48, 20:44] = 1
+    image = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    return Subject(name, image, face, np.zeros_like(face), rng.standard_normal(128).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("tiny", device="cpu")
+
+
+def test_bench_smoke_mode_prints_the_table(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OUT": ""}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_gpu.py"), "--smoke", "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = (tmp_path / "table.md").read_text()
+    assert table in proc.stdout
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + 7  # header + the issue's figures + memory + correctness
+    assert "first identity in a fresh process" in table and "6-panel" not in table  # smoke: 2 panels
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["fresh_process"]["train_s"] > 0 and results["fresh_process"]["wall_s"] > 0
+    assert results["fast"]["page_s"] > 0 and results["reference"]["panel_s"] > 0
+    same = results["fast"]["check"]["fast_vs_plain_same_dtype"]
+    assert same["loss_rel"] == 0.0 and same["rows_rel"] == 0.0  # on CPU both take the plain path
+
+
+def test_random_sdxl_has_sdxl_base_sizes():
+    from storyface.fullsize import random_sdxl_pipeline
+
+    pipe = random_sdxl_pipeline("meta", torch.bfloat16)  # shapes only: no memory, no init cost
+
+    def count(module: torch.nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    assert count(pipe.unet) == 2_567_463_684  # SDXL base 1.0's UNet
+    assert count(pipe.text_encoder) == 123_060_480  # CLIP ViT-L/14 text tower
+    assert count(pipe.text_encoder_2) == 694_659_840  # OpenCLIP bigG text tower + projection
+    assert count(pipe.vae) == 83_653_863
+    assert pipe.text_encoder.config.eos_token_id == pipe.tokenizer.eos_token_id == 49407
+    assert pipe.vae.config.scaling_factor == 0.13025 and pipe.unet.dtype == torch.bfloat16
+
+
+def _plain_step(model, cfg, name: str):
+    """The trainer's step exactly as ``_make_step`` builds it on CPU, with its pieces in reach."""
+    priors, batch = _prepare(model, [subject(name, 0)], cfg)
+    params = [p for prior in priors for p in prior.parameters()]
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    def step() -> torch.Tensor:
+        loss = _step_loss(model, priors, batch, cfg, gen).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, params, opt, gen
+
+
+def test_warm_up_leaves_no_trace(tiny):
+    """The graph is captured after warm-up steps: they must not change what training computes."""
+    cfg = QUICK.resolved(tiny)
+    step, params, _, _ = _plain_step(tiny, cfg, "Warm Up")
+    fresh = [step().item() for _ in range(3)]
+    fresh_params = [p.detach().clone() for p in params]
+
+    step, params, opt, gen = _plain_step(tiny, cfg, "Warm Up")
+    warm_up(step, params, opt, gen, steps=2)
+    after = [step().item() for _ in range(3)]
+    assert after == fresh
+    assert all(torch.equal(a, b) for a, b in zip(params, fresh_params))
+    assert fresh[0] != fresh[2]  # the steps really move the MLPs
+
+
+def test_graph_safe_unet_kwargs_equal_the_pipelines(tiny):
+    """The trainer builds the time ids once (a host copy cannot be graphed); same values as before."""
+    cfg = QUICK.resolved(tiny)
+    priors, batch = _prepare(tiny, [subject("Kw Args", 1), subject("Two People", 2)], cfg)
+    embeds, pooled = encode_prompts(tiny, tokenize(tiny, ["a photo", "a portrait"]))
+    ours = _unet_kwargs(embeds, pooled, batch)
+    ref = unet_kwargs(tiny, embeds, pooled, cfg.resolution, cfg.resolution)
+    assert torch.equal(ours["encoder_hidden_states"], ref["encoder_hidden_states"])
+    for key in ("text_embeds", "time_ids"):
+        assert torch.equal(ours["added_cond_kwargs"][key], ref["added_cond_kwargs"][key])
+    assert torch.equal(batch.alphas_cumprod, tiny.pipe.scheduler.alphas_cumprod)
+
+
+def test_graph_needs_cuda(tiny):
+    cfg = QUICK.model_copy(update={"graph": True}).resolved(tiny)
+    priors, batch = _prepare(tiny, [subject("No Gpu", 3)], cfg)
+    with pytest.raises(StoryFaceError, match="CUDA"):
+        _make_step(tiny, priors, batch, cfg)
