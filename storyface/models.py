@@ -166,6 +166,24 @@ def _tiny_vae():
     )
 
 
+def _tiny_unet(**conditioning):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        norm_num_groups=16,
+        **conditioning,
+    )
+
+
 def _tiny_scheduler():
     from diffusers import EulerDiscreteScheduler
 
@@ -182,7 +200,7 @@ def _tiny_scheduler():
 
 def build_tiny_pipeline(family: Family = "sdxl", seed: int = 0):
     """A random-weight pipeline of the real architecture, deterministic for a seed."""
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     with torch.random.fork_rng(devices=[]):
@@ -190,22 +208,11 @@ def build_tiny_pipeline(family: Family = "sdxl", seed: int = 0):
         if family == "sdxl":
             te1 = CLIPTextModel(_tiny_text_config(32, 32))
             te2 = CLIPTextModelWithProjection(_tiny_text_config(64, 32))
-            unet = UNet2DConditionModel(
-                block_out_channels=(32, 64),
-                layers_per_block=1,
-                sample_size=16,
-                in_channels=4,
-                out_channels=4,
-                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-                attention_head_dim=(2, 4),
-                use_linear_projection=True,
+            unet = _tiny_unet(
+                cross_attention_dim=32 + 64,
                 addition_embed_type="text_time",
                 addition_time_embed_dim=8,
-                transformer_layers_per_block=(1, 1),
                 projection_class_embeddings_input_dim=6 * 8 + 32,  # 6 time ids + pooled
-                cross_attention_dim=32 + 64,
-                norm_num_groups=16,
             )
             pipe = StableDiffusionXLPipeline(
                 vae=_tiny_vae(),
@@ -218,19 +225,7 @@ def build_tiny_pipeline(family: Family = "sdxl", seed: int = 0):
             )
         elif family == "sd2":
             te = CLIPTextModel(_tiny_text_config(48, 48))
-            unet = UNet2DConditionModel(
-                block_out_channels=(32, 64),
-                layers_per_block=1,
-                sample_size=16,
-                in_channels=4,
-                out_channels=4,
-                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-                attention_head_dim=(2, 4),
-                use_linear_projection=True,
-                cross_attention_dim=48,
-                norm_num_groups=16,
-            )
+            unet = _tiny_unet(cross_attention_dim=48)
             pipe = StableDiffusionPipeline(
                 vae=_tiny_vae(),
                 text_encoder=te,
