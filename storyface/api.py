@@ -15,7 +15,6 @@ from pathlib import Path
 
 from PIL import Image
 
-from .errors import StoryError
 from .eval.likeness import ReferenceSource
 from .faces import FaceEncoder, Headshot, get_face_encoder
 from .identity.tokens import Identity, check_compatible
@@ -24,6 +23,8 @@ from .identity.train import Progress, TrainConfig, train_identities
 from .models import LoadedModel
 from .render.generate import PanelImage, RenderConfig, Renderer
 from .render.layout import compose_page, save_page
+from .safety import ContentPolicy, ContentPolicyError
+from .safety.inputs import check_panel_count
 from .story.prompts import PanelPrompt, build_prompts
 from .story.schema import Panel
 
@@ -64,15 +65,19 @@ def plan_prompts(
     styles: Sequence[str] = (),
     free_style: str = "",
     cast: Sequence[str] | None = None,
+    policy: ContentPolicy | None = None,
 ) -> list[PanelPrompt]:
-    """Check identities against the model, load them, and turn each panel into a prompt."""
+    """Check identities against the model, load them, and turn each panel into a prompt.
+
+    Every prompt passes the content policy here (``policy=None``: ``STORYFACE_CONTENT_POLICY``, strict
+    by default), so the CLI, the API and the web app refuse the same things before anything renders.
+    """
     for identity in identities:
         check_compatible(identity, renderer.model)
-    if not panels:
-        raise StoryError("the panel script is empty: write or parse at least one sentence")
+    check_panel_count(panels)
     tokens = renderer.load_identities(list(identities))
     tokenizer = renderer.model.encoders[0].tokenizer
-    return build_prompts(
+    prompts = build_prompts(
         list(panels),
         tokens,
         styles=list(styles),
@@ -80,6 +85,13 @@ def plan_prompts(
         cast=list(cast) if cast is not None else None,
         count_tokens=lambda text: len(tokenizer(renderer.model.pipe.maybe_convert_prompt(text, tokenizer)).input_ids),
     )
+    policy = policy or ContentPolicy.from_env()
+    for number, prompt in enumerate(prompts, 1):
+        try:
+            policy.check(prompt.prompt, prompt.negative_prompt, bool(prompt.tokens), tokens=prompt.tokens)
+        except ContentPolicyError as exc:
+            raise ContentPolicyError(f"panel {number}: {exc}") from None
+    return prompts
 
 
 def make_comic(
@@ -98,6 +110,7 @@ def make_comic(
     min_likeness: float | None = None,
     retries: int = 0,
     face_encoder: FaceEncoder | str = "dlib",
+    policy: ContentPolicy | None = None,
 ) -> Comic:
     """Render one image per sentence and lay out the captioned page; write page, panels and records.
 
@@ -105,7 +118,7 @@ def make_comic(
     works from it alone. With ``min_likeness`` every panel is scored against them and one whose
     weakest character falls below it is rendered again with a new seed, up to ``retries`` times.
     """
-    prompts = plan_prompts(renderer, panels, identities, styles, free_style)
+    prompts = plan_prompts(renderer, panels, identities, styles, free_style, policy=policy)
     texts = ([p.prompt for p in prompts], [p.negative_prompt for p in prompts])
     seeds = [seed + i for i in range(len(prompts))]
     likeness = None
