@@ -92,6 +92,7 @@ def run_demo(model: LoadedModel, out_dir: str | Path, steps: int = 100, report: 
     comic = make_comic(
         Renderer(model), script.panels, identities, out, styles=DEMO_STYLES,
         config=RenderConfig(steps=steps_render), title="StoryFace demo", pdf=True,
+        references={ident.name: headshot for ident, headshot in learned},
         callback=lambda done, total: report("rendering panels", done, total),
     )
     timings["render"] = time.perf_counter() - t

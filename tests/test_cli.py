@@ -155,3 +155,4 @@ def test_demo_runs_the_whole_chain_offline(cli, tmp_path):
     assert not any(w in s.split() for s in sentences for w in ("She", "she", "They", "they"))
     assert (tmp_path / "demo" / "page.png").is_file() and (tmp_path / "demo" / "page.pdf").is_file()
     assert len(list((tmp_path / "demo" / "identities").glob("*.safetensors"))) == 2
+    assert sorted(manifest["references"]) == ["Eileen Collins", "Grace Hopper"]  # `storyface eval` can score it
