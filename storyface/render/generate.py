@@ -107,6 +107,7 @@ class PanelImage:
     identities: list[dict[str, str]] = field(default_factory=list)  # {name, token, digest} in the prompt
     model: str = ""
     tiny: bool = False
+    blocked: bool = False  # the model's own safety checker flagged it; the image is black
 
     def config(self) -> RenderConfig:
         return RenderConfig(
@@ -134,6 +135,7 @@ class PanelImage:
             "identities": [dict(i) for i in self.identities],
             "model": self.model,
             "tiny": self.tiny,
+            "blocked": self.blocked,
         }
 
 
@@ -213,11 +215,13 @@ class Renderer:
                 on_step = self._step_callback(
                     start * config.steps, len(prompts[batch]), config.steps, total, callback, cancel, panels
                 )
-                images = self._render_batch(prompts[batch], negatives[batch], seeds[batch], config, on_step)
+                images, flagged = self._render_batch(prompts[batch], negatives[batch], seeds[batch], config, on_step)
                 panels += [
                     self._panel(start + i, image, prompts[start + i], negatives[start + i], seeds[start + i], config)
                     for i, image in enumerate(images)
                 ]
+                for i in (i for i, hit in enumerate(flagged) if hit):
+                    panels[start + i] = _blocked(panels[start + i])
                 log.info("rendered panels %d-%d of %d", start + 1, start + len(images), len(prompts))
         return panels
 
@@ -258,7 +262,8 @@ class Renderer:
 
     def _render_batch(
         self, prompts: list[str], negatives: list[str], seeds: list[int], config: RenderConfig, on_step: Callable
-    ) -> list[Image.Image]:
+    ) -> tuple[list[Image.Image], list[bool]]:
+        """The batch's images and, per image, whether the pipeline's safety checker (SD 2.x/1.x) flagged it."""
         width, height = config.size_for(self.model)
         kwargs: dict[str, Any] = {}
         if self.model.family == "sdxl":  # micro-conditioning: "a full, uncropped image of this size"
@@ -275,7 +280,8 @@ class Renderer:
             callback_on_step_end=on_step,
             **kwargs,
         )
-        return list(result.images)
+        flagged = getattr(result, "nsfw_content_detected", None) or [False] * len(result.images)
+        return list(result.images), [bool(f) for f in flagged]
 
     @staticmethod
     def _step_callback(
@@ -317,3 +323,12 @@ class Renderer:
             model=self.model.source,
             tiny=self.model.is_tiny,
         )
+
+
+def _blocked(panel: PanelImage) -> PanelImage:
+    """A flagged panel is kept (so the page keeps its order) but black, and its record says why."""
+    from PIL import Image
+
+    log.warning("panel %d was flagged by the model's safety checker; it is left black", panel.index + 1)
+    black = Image.new("RGB", panel.image.size)
+    return dataclasses.replace(panel, image=black, blocked=True)
