@@ -45,6 +45,7 @@ from .library import (
     TMP_PREFIX,
     DuplicateNameError,
     IdentityLibrary,
+    clean_consent,
     connect,
     name_key,
     normalize_name,
@@ -262,7 +263,7 @@ class JobQueue:
             "id": job_id, "kind": "train", "state": "queued", "name": name, "name_key": name_key(name),
             "photo_path": f"{UPLOADS_DIR}/{upload.name}", "photo_sha256": hashlib.sha256(data).hexdigest(),
             "model": model.strip(), "params": params_json(params),
-            "consent_by": " ".join(consent_by.split()) if consent_by and consent_by.strip() else None,
+            "consent_by": clean_consent(consent_by),
             "created_at": now_iso(),
         }  # fmt: skip
         try:

@@ -87,6 +87,13 @@ def normalize_name(name: str) -> str:
     bad = sorted({repr(c) for c in text if unicodedata.category(c) == "Cc"})
     if bad:
         raise InputError(f"name {name!r} contains control characters ({', '.join(bad)}); type it on one line")
+    # invisible format marks (zero-width, right-to-left overrides) make one name look like another;
+    # ZWNJ/ZWJ stay, as some scripts need them. Lone surrogates (undecodable bytes) cannot be stored.
+    hidden = sorted(
+        {f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in ("Cf", "Cs") and c not in "\u200c\u200d"}
+    )
+    if hidden:
+        raise InputError(f"name {name!r} contains invisible or invalid characters ({', '.join(hidden)}); retype it")
     if "/" in text or "\\" in text:
         raise InputError(f"name {name!r} contains a slash; use letters, digits, spaces, '-' or '.'")
     text = " ".join(text.split())
@@ -95,6 +102,16 @@ def normalize_name(name: str) -> str:
     if len(text) > MAX_NAME_CHARS:
         raise InputError(f"name is {len(text)} characters long; keep it to {MAX_NAME_CHARS}")
     return text
+
+
+def clean_consent(consent_by: str | None) -> str | None:
+    """Who confirmed the person agreed to be learned, tidied like a name; None when not given."""
+    if consent_by is None or not str(consent_by).strip():
+        return None
+    try:
+        return normalize_name(consent_by)
+    except InputError as exc:
+        raise InputError(f"consent: {exc}") from None
 
 
 def name_key(name: str) -> str:
@@ -289,7 +306,7 @@ class IdentityLibrary:
         """
         name = normalize_name(identity.name)
         identity = dataclasses.replace(identity, name=name)
-        consent = " ".join(consent_by.split()) if consent_by and consent_by.strip() else None
+        consent = clean_consent(consent_by)
         meta = identity.metadata
         stamp = now_iso()
         ident_id = uuid.uuid4().hex
