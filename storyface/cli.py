@@ -113,6 +113,10 @@ def train(
         Optional[str], typer.Option(help="A face-parsing segmentation model for the face/hair masks (default: landmarks).")
     ] = None,
     queue: Annotated[bool, typer.Option("--queue", help="Queue a job for `storyface jobs work` instead of training now.")] = False,
+    consent_by: Annotated[
+        Optional[str],
+        typer.Option("--consent-by", help="Required: who confirmed the person in the photo agreed to have their face learned."),
+    ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Learn an identity from one photo, keep it in the library and optionally write it as a file."""
@@ -124,6 +128,7 @@ def train(
     from .identity.train import TrainConfig, train_identity
 
     name = normalize_name(name)
+    consent = _consent(consent_by, name)
     if out_file is not None and out_file.suffix != ".safetensors":
         raise typer.BadParameter("--out must end in .safetensors")
     face_encoder = get_face_encoder(encoder, **({"model": encoder_model} if encoder_model else {}))
@@ -133,7 +138,7 @@ def train(
     params = {"steps": steps, "seed": seed, **({"lr": lr} if lr is not None else {}), "face_encoder": encoder}
     params.update({k: v for k, v in (("face_encoder_model", encoder_model), ("parsing_model", parsing_model)) if v})
     if queue:
-        job = JobQueue(library).submit(photo, name, model, params)
+        job = JobQueue(library).submit(photo, name, model, params, consent_by=consent)
         console.print(f"queued job [bold]{job.id[:8]}[/] for {name}; run `storyface jobs work` to train it")
         return
     if name in library:
@@ -149,7 +154,7 @@ def train(
     if out_file is not None:
         save_identity(ident, out_file)
         console.print(f"wrote [bold]{out_file}[/]")
-    record = library.add(ident, headshot.image)
+    record = library.add(ident, headshot.image, consent)
     meta = ident.metadata
     console.print(
         f"learned [bold]{name}[/] ({ident.family}, token {ident.token}) in {time.perf_counter() - t0:.1f}s; "
@@ -158,6 +163,21 @@ def train(
     )
     if loaded.is_tiny:
         console.print("[yellow]note:[/] this identity was trained on the tiny test model and only works with it")
+
+
+def _consent(consent_by: Optional[str], name: str) -> str:
+    """Training a real person's face needs someone to vouch that they agreed; the library records who."""
+    from .errors import InputError
+    from .identity.library import clean_consent
+
+    consent = clean_consent(consent_by)
+    if consent is None:
+        raise InputError(
+            f'training needs consent: add --consent-by "NAME" with the name of whoever confirmed that {name} '
+            "agreed to have their face learned (your own name if you asked them, theirs if it is you); "
+            "see README 'Safety'"
+        )
+    return consent
 
 
 @app.command()
@@ -185,13 +205,20 @@ def story(
 
 def _read_text(path: Path) -> str:
     from .errors import InputError
+    from .safety.inputs import MAX_SCRIPT_BYTES
 
     try:
+        if path.is_file() and path.stat().st_size > MAX_SCRIPT_BYTES:
+            raise InputError(f"{path} is over {MAX_SCRIPT_BYTES // 1_000_000} MB; a story or panel script is a few KB")
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder; give the path of a text file") from None
     except UnicodeDecodeError:
         raise InputError(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 @app.command()
@@ -260,13 +287,12 @@ def _references(refs: list[str], identities, data_dir_: Optional[Path]) -> dict[
 
 
 def _panels(story_file: Path, cast: list[str], backend: str):
+    from .safety.inputs import panels_from_json
     from .story.parsers import parse_story
-    from .story.schema import Panel
 
     text = _read_text(story_file)
     if story_file.suffix == ".json":
-        data = json.loads(text)
-        return [Panel.model_validate(p) for p in data.get("panels", data)], []
+        return panels_from_json(text, str(story_file)), []
     script = parse_story(text, cast, backend=backend)
     return script.panels, script.warnings
 

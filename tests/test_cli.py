@@ -47,7 +47,7 @@ def trained(tmp_path_factory, grace_hopper_path, astronaut_path):
         result = runner.invoke(
             app,
             ["train", str(photo), "--name", name, "--model", "tiny", "--steps", "20", "--out", str(target),
-             "--data-dir", str(out / "home")],
+             "--data-dir", str(out / "home"), "--consent-by", name],
             catch_exceptions=False,
         )
         assert result.exit_code == 0, result.output
@@ -61,7 +61,27 @@ def test_train_writes_a_standard_identity_file_and_keeps_it_in_the_library(train
     assert set(hugh.embeddings) == {"clip_l", "clip_g"} and all(v.shape[0] == 2 for v in hugh.embeddings.values())
     assert len(hugh.metadata["photo_sha256"]) == 64 and hugh.metadata["steps"] == "20"
     listing = CliRunner().invoke(app, ["ids", "list", "--json", "--data-dir", str(trained[0].parent / "home")])
-    assert sorted(r["name"] for r in json.loads(listing.output)) == ["Hugh Jackman", "Taylor Swift"]
+    records = json.loads(listing.output)
+    assert sorted(r["name"] for r in records) == ["Hugh Jackman", "Taylor Swift"]
+    assert all(r["consent_by"] == r["name"] and r["consent_at"] for r in records)
+
+
+@pytest.mark.parametrize("queue", [False, True])
+def test_train_without_consent_is_refused_and_writes_nothing(cli, tmp_path, grace_hopper_path, queue):
+    home = tmp_path / "home"
+    args = ["train", grace_hopper_path, "--name", "Grace Hopper", "--model", "tiny", "--out", tmp_path / "g.safetensors"]
+    result = cli(*args, *(["--queue"] if queue else []))
+    assert result.exit_code == 2
+    assert "--consent-by" in result.output and "Grace Hopper" in " ".join(result.output.split())
+    assert tree(home) == [] and not (tmp_path / "g.safetensors").exists()
+
+
+def test_queued_training_records_who_confirmed_consent(cli, tmp_path, grace_hopper_path):
+    result = cli("train", grace_hopper_path, "--name", "Grace Hopper", "--model", "tiny", "--queue",
+                 "--consent-by", "  Grace   Hopper ")
+    assert result.exit_code == 0, result.output
+    [job] = json.loads(cli("jobs", "list", "--json").output)
+    assert job["consent_by"] == "Grace Hopper" and job["state"] == "queued"
 
 
 @pytest.mark.parametrize(
@@ -87,7 +107,9 @@ def test_bad_photos_give_a_clear_error_and_write_nothing(cli, tmp_path, two_face
         photo.write_text("not a photo")
     home = tmp_path / "home"
     before = tree(home)
-    result = cli("train", photo, "--name", "Some One", "--model", "tiny", "--out", tmp_path / "x.safetensors")
+    result = cli(
+        "train", photo, "--name", "Some One", "--model", "tiny", "--out", tmp_path / "x.safetensors", "--consent-by", "Some One"
+    )
     assert result.exit_code == 2
     assert message.lower() in " ".join(result.output.split()).lower()
     assert not (tmp_path / "x.safetensors").exists()
