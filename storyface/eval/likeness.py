@@ -26,7 +26,7 @@ from typing import Any, Union
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError, ModelError
+from ..errors import InputError
 from ..faces import FaceEncoder, Headshot, crop_headshot, detect_faces, detect_one_face, get_face_encoder, load_image
 from ..faces.detect import Box
 from ..faces.encoders import l2_normalise
@@ -292,13 +292,7 @@ def _load_clip(model_id: str, device: str) -> tuple[Any, Any, threading.Lock]:
     """Load once per process; the hub is offline, so only local folders or cached ids work."""
     from transformers import CLIPModel, CLIPProcessor
 
-    try:
-        processor = CLIPProcessor.from_pretrained(model_id)
-        model = CLIPModel.from_pretrained(model_id)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(
-            f"Cannot load CLIP model {model_id!r}: {exc}. Give a local folder or a Hugging Face id "
-            "that is already downloaded (e.g. openai/clip-vit-large-patch14)."
-        ) from exc
-    log.info("loaded CLIP model %s for prompt fit", model_id)
-    return model.to(device).eval(), processor, threading.Lock()
+    from ..hub import load_pretrained
+
+    model, processor = load_pretrained("CLIP model", model_id, device, CLIPModel, CLIPProcessor)
+    return model, processor, threading.Lock()

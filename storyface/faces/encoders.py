@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError, ModelError
+from ..errors import InputError
 from .align import Headshot
 from .detect import as_rgb_array, face_model_file
 
@@ -127,16 +127,9 @@ def _load_vit(model_id: str, device: str) -> tuple[object, object]:
     """Load once per process; a bad id/path becomes a ModelError naming it."""
     from transformers import AutoImageProcessor, ViTModel
 
-    try:
-        processor = AutoImageProcessor.from_pretrained(model_id)
-        model = ViTModel.from_pretrained(model_id, add_pooling_layer=False)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(
-            f"Cannot load ViT face encoder {model_id!r}: {exc}. Give a local folder or a Hugging "
-            "Face id that is already downloaded (the hub is offline)."
-        ) from exc
-    log.info("loaded ViT face encoder %s", model_id)
-    return model.to(device).eval(), processor
+    from ..hub import load_pretrained
+
+    return load_pretrained("ViT face encoder", model_id, device, ViTModel, AutoImageProcessor, add_pooling_layer=False)
 
 
 FACE_ENCODERS: dict[str, Callable[..., FaceEncoder]] = {"dlib": DlibEncoder, "vit": ViTEncoder}

@@ -120,13 +120,8 @@ def _load_parser(model_path_or_id: str, device: str) -> tuple[object, object]:
     """Load once per process; a bad id/path becomes a ModelError naming it."""
     from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
 
-    try:
-        processor = AutoImageProcessor.from_pretrained(model_path_or_id)
-        model = AutoModelForSemanticSegmentation.from_pretrained(model_path_or_id)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(
-            f"Cannot load face-parsing model {model_path_or_id!r}: {exc}. Give a local folder or a "
-            "Hugging Face id that is already downloaded (the hub is offline)."
-        ) from exc
-    log.info("loaded face-parsing model %s", model_path_or_id)
-    return model.to(device).eval(), processor
+    from ..hub import load_pretrained
+
+    return load_pretrained(
+        "face-parsing model", model_path_or_id, device, AutoModelForSemanticSegmentation, AutoImageProcessor
+    )
