@@ -19,6 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ..errors import InputError, StoryError
+from ..safety.grounding import added_text
 from .offline import canonical_names, find_cast
 from .schema import MAX_PANELS, Panel, PanelScript, cap_panels, check_story, clean_cast, missing_cast_warning
 
@@ -165,8 +166,12 @@ def _json_from(content: str) -> object:
             raise _BadAnswer(f"the reply is not valid JSON ({exc.msg} at character {exc.pos})") from None
 
 
-def _check_answer(content: str, cast: list[str]) -> tuple[list[Panel], list[str]]:
-    """Validate the model's panels against the cast; raises _BadAnswer when nothing usable is left."""
+def _check_answer(content: str, cast: list[str], story: str = "") -> tuple[list[Panel], list[str]]:
+    """Validate the model's panels against the cast and the story; raises _BadAnswer when nothing usable is left.
+
+    A panel that adds what the user did not write (a link, an instruction, mostly new words, a word the
+    content policy lists) is left out with a warning: see :func:`storyface.safety.grounding.added_text`.
+    """
     obj = _json_from(content)
     try:
         answer = _Answer.model_validate({"panels": obj} if isinstance(obj, list) else obj)
@@ -180,7 +185,11 @@ def _check_answer(content: str, cast: list[str]) -> tuple[list[Panel], list[str]
         sentence = canonical_names(" ".join(item.sentence.split()), cast)
         characters = find_cast(sentence, cast)
         invented += [c.strip() for c in item.characters if c.strip().casefold() not in known]
-        if characters:
+        added = added_text(sentence, story, [*cast, *item.characters]) if story else None
+        if added:
+            warnings.append(f"left out the LLM's panel {sentence[:60]!r}: {added}")
+            log.warning("LLM panel dropped: %s", added)
+        elif characters:
             panels.append(Panel(sentence=sentence, characters=characters))
         else:
             warnings.append(f"left out the LLM's panel {sentence[:60]!r}: it names no one in the cast")
@@ -198,7 +207,7 @@ def _ask(client: httpx.Client, story: str, cast: list[str], settings: LLMSetting
     for attempt in range(1, ATTEMPTS + 1):
         try:
             content = _post(client, settings, _request_body(story, cast, settings, json_mode))
-            return _check_answer(content, cast)
+            return _check_answer(content, cast, story)
         except _BadAnswer as bad:
             reasons.append(str(bad))
             json_mode = json_mode and bad.status != 400
