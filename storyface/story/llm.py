@@ -197,7 +197,8 @@ def _check_answer(content: str, cast: list[str], story: str = "") -> tuple[list[
         names = ", ".join(map(repr, dict.fromkeys(invented)))
         warnings.insert(0, f"the LLM named people not in the cast, not drawn as anyone: {names}")
     if not panels:
-        raise _BadAnswer("no panel names anyone in the cast")
+        dropped = [w for w in warnings if "names no one" not in w and w.startswith("left out")]
+        raise _BadAnswer(dropped[0] if dropped else "no panel names anyone in the cast")
     return cap_panels(panels, warnings), warnings
 
 
