@@ -66,6 +66,7 @@ def plan_prompts(
     free_style: str = "",
     cast: Sequence[str] | None = None,
     policy: ContentPolicy | None = None,
+    negative_prompt: str | None = None,
 ) -> list[PanelPrompt]:
     """Check identities against the model, load them, and turn each panel into a prompt.
 
@@ -83,6 +84,7 @@ def plan_prompts(
         styles=list(styles),
         free_style=free_style,
         cast=list(cast) if cast is not None else None,
+        negative_prompt=negative_prompt,
         count_tokens=lambda text: len(tokenizer(renderer.model.pipe.maybe_convert_prompt(text, tokenizer)).input_ids),
     )
     policy = policy or ContentPolicy.from_env()
@@ -111,6 +113,7 @@ def make_comic(
     retries: int = 0,
     face_encoder: FaceEncoder | str = "dlib",
     policy: ContentPolicy | None = None,
+    negative_prompt: str | None = None,
 ) -> Comic:
     """Render one image per sentence and lay out the captioned page; write page, panels and records.
 
@@ -118,7 +121,7 @@ def make_comic(
     works from it alone. With ``min_likeness`` every panel is scored against them and one whose
     weakest character falls below it is rendered again with a new seed, up to ``retries`` times.
     """
-    prompts = plan_prompts(renderer, panels, identities, styles, free_style, policy=policy)
+    prompts = plan_prompts(renderer, panels, identities, styles, free_style, policy=policy, negative_prompt=negative_prompt)
     texts = ([p.prompt for p in prompts], [p.negative_prompt for p in prompts])
     seeds = [seed + i for i in range(len(prompts))]
     likeness = None
