@@ -179,21 +179,22 @@ class WordList:
                 sections[current].append(Term(current, line, compile_term(line), compile_term(line, whole=False)))
         return cls({name: tuple(terms) for name, terms in sections.items()})
 
-    def scan(self, text: str, categories: Iterable[str]) -> dict[str, list[str]]:
-        """Terms of each category the text contains, through every obfuscation :func:`views` undoes.
-
-        Each is shown as written in the text ("n4k3d", read as 'naked') so a person sees what to change.
-        """
+    def matches(self, text: str, categories: Iterable[str]) -> dict[str, list[tuple[Term, str]]]:
+        """(term, the text it matched) per category, through every obfuscation :func:`views` undoes."""
         readings = [(view, whole) for view, whole in views(text) if view]
-        found: dict[str, list[str]] = {}
+        found: dict[str, list[tuple[Term, str]]] = {}
         for category in categories:
             for term in self.terms.get(category, ()):
                 for view, whole in readings:
                     match = (term.whole if whole else term.anywhere).search(view)
                     if match:
-                        found.setdefault(category, []).append(_shown(term.text, match.group(0)))
+                        found.setdefault(category, []).append((term, match.group(0)))
                         break
         return found
+
+    def scan(self, text: str, categories: Iterable[str]) -> dict[str, list[str]]:
+        """Like :meth:`matches`, each shown as written ("n4k3d, read as naked") so a person sees what to change."""
+        return {c: [_shown(t.text, seen) for t, seen in hits] for c, hits in self.matches(text, categories).items()}
 
 
 def _shown(term: str, seen: str) -> str:
