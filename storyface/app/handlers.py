@@ -1,0 +1,440 @@
+"""Event handlers of the web app: check the input, call the API, shape the result for the page.
+
+Each handler is a method of :class:`Handlers` (which holds the :class:`Services`), so Gradio sees
+real type hints (``gr.Request``, ``gr.SelectData``) and a ``gr.Progress`` default. Any
+:class:`StoryFaceError` becomes a ``gr.Error`` with the same message; because a raised error
+leaves every output and state as it was, a bad click never loses the cast, story or comic.
+
+No ``from __future__ import annotations`` here: Gradio resolves these hints at runtime.
+"""
+
+import functools
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+import gradio as gr
+from PIL import Image, ImageOps
+
+from ..api import Comic, make_comic, write_comic
+from ..errors import InputError, StoryError, StoryFaceError
+from ..identity.jobs import ACTIVE, JobRecord
+from ..identity.library import DuplicateNameError, IdentityRecord, name_key, normalize_name
+from ..identity.tokens import Identity
+from ..render.generate import MAX_SEED, RenderConfig
+from ..story.schema import MAX_PANELS, Panel
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+PANEL_HEADERS = ["sentence", "characters"]
+JOB_HEADERS = ["name", "state", "progress", "loss", "error"]
+MAX_TRAIN_STEPS = 5000
+MAX_RENDER_STEPS = 150
+JOBS_SHOWN = 20
+PREVIEW_SIDE = 192  # px of a pending person's aligned-face tile
+NO_ONE = "(no one in the cast: write a full name)"
+
+
+@dataclass(frozen=True)
+class PendingPerson:
+    """One person added to the training list: the photo as uploaded, and its aligned face."""
+
+    name: str
+    photo: bytes
+    preview: Image.Image
+    consent: bool
+
+
+@dataclass
+class ComicSession:
+    """The last comic of a browser session, kept so one panel can be drawn again."""
+
+    comic: Comic
+    identities: list[Identity]
+    title: Optional[str]
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Show a user's mistake as a message in the page (no traceback in the server log)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StoryFaceError as exc:
+            raise gr.Error(str(exc), title="Please check", print_exception=False) from exc
+
+    return wrapper
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+
+
+def whole_number(value: Any, what: str, low: int, high: int) -> int:
+    """A whole number from a Number/Slider field, or an error naming the field."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a whole number from {low} to {high}") from None
+    if not number.is_integer() or not low <= number <= high:
+        raise InputError(f"{what} must be a whole number from {low} to {high}, got {value}")
+    return int(number)
+
+
+def job_table(jobs: Sequence[JobRecord]) -> list[list[str]]:
+    """Newest first: name, state, step/total, loss, error."""
+    rows = []
+    for job in list(reversed(jobs))[:JOBS_SHOWN]:
+        progress = f"{job.step}/{job.total}" if job.total else ("waiting" if job.state == "queued" else "")
+        loss = f"{job.loss:.4f}" if job.loss is not None else ""
+        rows.append([job.name, job.state, progress, loss, job.error or ""])
+    return rows
+
+
+def thumbnail(record: IdentityRecord) -> Image.Image:
+    """The library's face tile, or a plain grey one for an imported identity without a photo."""
+    path = record.thumb_path or record.headshot_path
+    if path is None:
+        return Image.new("RGB", (128, 128), (200, 200, 205))
+    with Image.open(path) as im:
+        return ImageOps.fit(im.convert("RGB"), (128, 128))
+
+
+def library_gallery(records: Sequence[IdentityRecord]) -> list[tuple[Image.Image, str]]:
+    return [(thumbnail(r), r.name) for r in records]
+
+
+def pending_gallery(pending: Sequence[PendingPerson]) -> list[tuple[Image.Image, str]]:
+    return [(p.preview, p.name) for p in pending]
+
+
+def clean_rows(rows: Any) -> list[str]:
+    """The sentences of the panel table, blank rows dropped."""
+    sentences = []
+    for row in rows or []:
+        cell = row[0] if isinstance(row, (list, tuple)) and row else row
+        text = " ".join(str(cell if cell is not None else "").split())
+        if text:
+            sentences.append(text)
+    return sentences
+
+
+def describe_panel(sentence: str, cast: Sequence[str]) -> tuple[str, list[str]]:
+    """The sentence with cast names spelled in full (as prompts need them), and who it shows."""
+    from ..story.offline import canonical_names, find_cast
+
+    if not cast:
+        return sentence, []
+    sentence = canonical_names(sentence, list(cast))
+    return sentence, find_cast(sentence, list(cast))
+
+
+def panel_row(sentence: str, cast: Sequence[str]) -> list[str]:
+    """A row of the panel table."""
+    sentence, characters = describe_panel(sentence, cast)
+    return [sentence, ", ".join(characters) or NO_ONE]
+
+
+def comic_outputs(comic: Comic) -> tuple[str, list[tuple[str, str]], list[str], dict, str]:
+    """page image, panel tiles, download files, record, status line."""
+    out = comic.out_dir
+    tiles = [
+        (str(out / "panels" / f"panel-{i:02d}.png"), f"{i}. {panel.sentence}")
+        for i, panel in enumerate(comic.script, start=1)
+    ]
+    downloads = [str(f) for f in comic.files if f.parent == out and f.suffix in (".png", ".pdf")]
+    record = {"out_dir": str(out), **json.loads((out / "comic.json").read_text())}
+    seeds = ", ".join(str(p.seed) for p in comic.panels)
+    status = f"**{len(comic.panels)} panels** (seeds {seeds}) saved in `{out}`"
+    status += "".join(f"\n- ⚠ {w}" for w in comic.warnings)
+    return str(out / "page.png"), tiles, downloads, record, status
+
+
+def _row_index(row: Any, n: int) -> int:
+    if n == 0:
+        raise InputError("the panel list is empty: write a story and press Process text, or add a row")
+    return whole_number(row, "the row number (click a row in the table, or type its number)", 1, n) - 1
+
+
+# -- handlers ----------------------------------------------------------------------------------
+
+
+class Handlers:
+    """One method per page event; ``services`` is shared by every browser session."""
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    # -- 1. cast ---------------------------------------------------------------------------
+
+    @user_errors
+    def add_person(self, photo: Optional[str], name: str, consent: bool, pending: list) -> tuple:
+        """Photo + name + consent -> one more person on the training list (the face is checked now)."""
+        from ..faces import prepare_headshot
+
+        if not photo:
+            raise InputError("upload a photo of the person first (one face, looking at the camera)")
+        name = normalize_name(name or "")
+        if not consent:
+            raise InputError(
+                f"tick the consent box for {name}'s photo: StoryFace learns a face only with that person's permission"
+            )
+        self._check_name_free(name, pending)
+        data = Path(photo).read_bytes()
+        try:
+            headshot = prepare_headshot(data)
+        except StoryFaceError as exc:
+            raise type(exc)(f"the photo for {name}: {exc}") from None
+        person = PendingPerson(name, data, ImageOps.fit(headshot.image, (PREVIEW_SIDE, PREVIEW_SIDE)), True)
+        pending = [*pending, person]
+        return pending, pending_gallery(pending), None, "", False
+
+    def clear_people(self) -> tuple:
+        return [], []
+
+    @user_errors
+    def train(self, steps: float, pending: list, awaiting: list, request: gr.Request) -> tuple:
+        """Queue one training job per listed person; the worker thread trains them one by one."""
+        if not pending:
+            raise InputError("add at least one person (photo, full name, consent tick) before pressing Train")
+        steps = whole_number(steps, "training steps", 1, MAX_TRAIN_STEPS)
+        for i, person in enumerate(pending):
+            if not person.consent:
+                raise InputError(f"no consent tick for {person.name}'s photo; remove them and add them again")
+            self._check_name_free(person.name, pending[:i])
+        user = getattr(request, "username", None) or "local user"
+        consent_by = f"{user} (consent box ticked in the web app)"
+        jobs = [
+            self.s.queue.submit(p.photo, p.name, self.s.model.source, {"steps": steps}, consent_by) for p in pending
+        ]
+        names = [j.name for j in jobs]
+        status = f"queued {len(jobs)} training job(s): {', '.join(names)}; they join the library when done"
+        return [], [], job_table(self.s.queue.list()), status, [*awaiting, *names]
+
+    def jobs(self) -> list[list[str]]:
+        return job_table(self.s.queue.list())
+
+    def library(self, cast: Optional[list]) -> tuple:
+        """Every identity in the library (the gallery) and the cast picker's choices."""
+        records = self.s.library.list()
+        names = [r.name for r in records]
+        keep = [n for n in cast or [] if n in names]
+        return library_gallery(records), gr.update(choices=names, value=keep)
+
+    def poll(self, cast: Optional[list], awaiting: list, seen: Any) -> tuple:
+        """Timer tick: refresh jobs and library when they changed; finished people join the cast."""
+        jobs = self.s.queue.list()
+        records = self.s.library.list()
+        names = [r.name for r in records]
+        rows = job_table(jobs)
+        cast = list(cast or [])
+        done = [n for n in awaiting if n in names and n not in cast]
+        active = {name_key(j.name) for j in jobs if j.state in ACTIVE}
+        still = [n for n in awaiting if n not in names and name_key(n) in active]
+        last_rows, last_names = seen or (None, None)
+        library_changed = names != last_names
+        return (
+            rows if rows != last_rows else gr.skip(),
+            library_gallery(records) if library_changed else gr.skip(),
+            gr.update(choices=names, value=cast + done) if library_changed or done else gr.skip(),
+            still,
+            (rows, names),
+        )
+
+    @user_errors
+    def set_cast(self, cast: Optional[list]) -> list[str]:
+        """The cast as typed or picked; every name must be in the library."""
+        return self._cast(cast, allow_empty=True)
+
+    def toggle_cast(self, cast: Optional[list], evt: gr.SelectData) -> list[str]:
+        """A click on a library face adds that person to the cast, or takes them out."""
+        value = evt.value if isinstance(evt.value, dict) else {}
+        name = value.get("caption") or ""
+        cast = list(cast or [])
+        if not name:
+            return cast
+        return [n for n in cast if n != name] if name in cast else [*cast, name]
+
+    @user_errors
+    def export_identities(self, cast: Optional[list]) -> list[str]:
+        """The cast's identity files (the whole library when no cast is picked), as .safetensors."""
+        names = self._cast(cast, allow_empty=True) or [r.name for r in self.s.library.list()]
+        if not names:
+            raise InputError("the library is empty: train someone first, then download their identity file")
+        return [str(self.s.library.export(n, self.s.exports_dir, overwrite=True)) for n in names]
+
+    # -- 2. story --------------------------------------------------------------------------
+
+    @user_errors
+    def process_text(self, story: str, cast: Optional[list]) -> tuple:
+        """Story -> one row per panel sentence, pronouns replaced by full names."""
+        from ..story.parsers import parse_story
+
+        names = self._cast(cast)
+        script = parse_story(story or "", names)
+        rows = [[p.sentence, ", ".join(p.characters)] for p in script.panels]
+        status = f"{len(rows)} panels ({script.backend} parser)" + "".join(f"\n- ⚠ {w}" for w in script.warnings)
+        return rows, status
+
+    def update_panels(self, rows: Any, cast: Optional[list]) -> list[list[str]]:
+        """After a hand edit: full names spelled out, the characters column worked out again."""
+        names = [n for n in cast or [] if n]
+        return [panel_row(s, names) for s in clean_rows(rows)]
+
+    def select_row(self, evt: gr.SelectData) -> int:
+        return int(evt.index[0]) + 1 if isinstance(evt.index, (list, tuple)) else int(evt.index) + 1
+
+    @user_errors
+    def add_panel(self, rows: Any, row: Any, cast: Optional[list]) -> tuple:
+        """A blank row after the chosen one (at the end when none is chosen), to type a sentence in."""
+        table = self.update_panels(rows, cast)
+        at = len(table) if row in (None, "") or not table else _row_index(row, len(table)) + 1
+        table.insert(at, ["", ""])
+        return table, at + 1
+
+    @user_errors
+    def delete_panel(self, rows: Any, row: Any, cast: Optional[list]) -> tuple:
+        sentences = clean_rows(rows)
+        index = _row_index(row, len(sentences))
+        del sentences[index]
+        return self.update_panels([[s] for s in sentences], cast), min(index + 1, len(sentences)) or None
+
+    @user_errors
+    def move_panel_up(self, rows: Any, row: Any, cast: Optional[list]) -> tuple:
+        return self._move(rows, row, cast, -1)
+
+    @user_errors
+    def move_panel_down(self, rows: Any, row: Any, cast: Optional[list]) -> tuple:
+        return self._move(rows, row, cast, +1)
+
+    # -- 4. generate -----------------------------------------------------------------------
+
+    @user_errors
+    def generate(
+        self,
+        rows: Any,
+        cast: Optional[list],
+        styles: Optional[list],
+        free_style: str,
+        title: str,
+        seed: float,
+        steps: float,
+        progress: gr.Progress = gr.Progress(),
+    ) -> tuple:
+        """Draw every panel (one image per sentence) and lay out the captioned page."""
+        names = self._cast(cast)
+        panels = self._panels(rows, names)
+        seed = whole_number(seed, "the seed", 0, MAX_SEED - MAX_PANELS)
+        config = RenderConfig(steps=whole_number(steps, "render steps", 1, MAX_RENDER_STEPS))
+        identities = [self.s.library.load(n) for n in names]
+        out_dir = self.s.comics_dir / f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        with self._device(progress):
+            comic = make_comic(
+                self.s.renderer, panels, identities, out_dir, styles=list(styles or []), free_style=free_style or "",
+                config=config, seed=seed, title=(title or "").strip() or None, pdf=True,
+                callback=self._render_progress(progress),
+            )  # fmt: skip
+        return (*comic_outputs(comic), ComicSession(comic, identities, (title or "").strip() or None))
+
+    def select_panel(self, evt: gr.SelectData) -> int:
+        return int(evt.index) + 1
+
+    @user_errors
+    def regenerate_panel(self, number: float, session: Optional[ComicSession], progress: gr.Progress = gr.Progress()) -> tuple:
+        """Draw one panel again with a fresh seed; every other panel stays exactly as it was."""
+        if session is None:
+            raise InputError("generate a comic first, then pick a panel to draw again")
+        comic = session.comic
+        index = whole_number(number, "the panel number (click a panel below the page)", 1, len(comic.panels)) - 1
+        with self._device(progress):
+            progress(0, desc=f"drawing panel {index + 1} again")
+            self.s.renderer.load_identities(session.identities)  # another session may have swapped tokens
+            images = list(comic.panels)
+            images[index] = self.s.renderer.rerender(comic.panels[index])
+            comic = write_comic(
+                self.s.renderer, list(comic.script), comic.prompts, images, session.identities, comic.out_dir,
+                session.title, pdf=True,
+            )  # fmt: skip
+        return (*comic_outputs(comic), ComicSession(comic, session.identities, session.title))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _check_name_free(self, name: str, pending: Sequence[PendingPerson]) -> None:
+        """A new person's name must be new to the list, the library and the running jobs."""
+        key = name_key(name)
+        if any(name_key(p.name) == key for p in pending):
+            raise DuplicateNameError(f"{name!r} is already on the list to train; give each person their own name")
+        if name in self.s.library:
+            existing = self.s.library.get(name).name
+            raise DuplicateNameError(
+                f"{existing!r} is already in the library (names ignore case): click their face in the library "
+                "to put them in the cast, or use another name"
+            )
+        for job in self.s.queue.list():
+            if job.state in ACTIVE and name_key(job.name) == key:
+                raise DuplicateNameError(f"{job.name!r} is already being trained (job {job.state}); wait for it")
+
+    def _cast(self, cast: Optional[list], allow_empty: bool = False) -> list[str]:
+        """The picked names in the library's spelling; a name still training gets its own message."""
+        names, seen = [], set()
+        for raw in cast or []:
+            name = " ".join(str(raw).split())
+            if name and name_key(name) not in seen:
+                seen.add(name_key(name))
+                names.append(name)
+        if not names and not allow_empty:
+            raise StoryError("pick the cast first: click faces in the library (or add people and train them)")
+        training = {name_key(j.name) for j in self.s.queue.list() if j.state in ACTIVE}
+        for name in names:
+            if name not in self.s.library and name_key(name) in training:
+                raise InputError(f"{name} is still training; wait until the job is done, then try again")
+        return [self.s.library.get(n).name for n in names]
+
+    def _panels(self, rows: Any, cast: list[str]) -> list[Panel]:
+        sentences = clean_rows(rows)
+        if not sentences:
+            raise StoryError("the panel list is empty: write a story and press Process text, or add rows")
+        if len(sentences) > MAX_PANELS:
+            raise StoryError(f"{len(sentences)} panels is more than a page holds ({MAX_PANELS}); delete some rows")
+        panels = [Panel(sentence=s, characters=c) for s, c in (describe_panel(s, cast) for s in sentences)]
+        for number, panel in enumerate(panels, start=1):
+            if not panel.characters:
+                raise StoryError(
+                    f"panel {number} ({panel.sentence!r}) names no one in the cast ({', '.join(cast)}): "
+                    "write a cast member's name in it, or delete the row"
+                )
+        return panels
+
+    def _move(self, rows: Any, row: Any, cast: Optional[list], offset: int) -> tuple:
+        sentences = clean_rows(rows)
+        index = _row_index(row, len(sentences))
+        target = min(max(index + offset, 0), len(sentences) - 1)
+        sentences.insert(target, sentences.pop(index))
+        return self.update_panels([[s] for s in sentences], cast), target + 1
+
+    @contextmanager
+    def _device(self, progress: gr.Progress) -> Iterator[None]:
+        """Hold the one device; say so while a training job has it."""
+        lock: threading.Lock = self.s.device_lock
+        if not lock.acquire(blocking=False):
+            progress(0, desc="waiting for the training job to finish")
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @staticmethod
+    def _render_progress(progress: gr.Progress) -> Callable[[int, int], None]:
+        def report(done: int, total: int) -> None:
+            progress((done, total), desc="drawing panels", unit="steps")
+
+        return report

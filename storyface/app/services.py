@@ -1,0 +1,132 @@
+"""What the web app holds for its whole life: one loaded model, the renderer, library, job queue, and
+one background worker thread that trains queued jobs with that same model.
+
+Training and rendering share one device, so both take ``device_lock``: a render waits for the
+training step loop to finish (and vice versa) instead of fighting it for memory and the tokenizer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..errors import ModelError
+from ..identity.jobs import JobQueue, JobRecord, StoryFaceTrainer, Worker
+from ..identity.library import IdentityLibrary
+from ..identity.tokens import Identity
+from ..models import LoadedModel
+from ..render.generate import Renderer
+
+log = logging.getLogger(__name__)
+
+COMICS_DIR = "comics"
+EXPORTS_DIR = "exports"
+# Real models: StableIdentity's ~500 training steps and SDXL's usual 30 sampling steps.
+# The tiny model draws noise whatever the count, so it gets counts that finish in seconds.
+TRAIN_STEPS = {"tiny": 20, "real": 500}
+RENDER_STEPS = {"tiny": 4, "real": 30}
+WORKER_POLL_S = 0.5
+
+
+class SharedModelTrainer(StoryFaceTrainer):
+    """The job queue's trainer, but on the app's already-loaded model and under the device lock."""
+
+    def __init__(self, model: LoadedModel, device_lock: threading.Lock) -> None:
+        super().__init__()
+        self.shared_model = model
+        self.device_lock = device_lock
+
+    def __call__(
+        self, job: JobRecord, progress: Callable[[int, int, float], None], should_stop: Callable[[], bool]
+    ) -> tuple[Identity, Image.Image]:
+        with self.device_lock:
+            return super().__call__(job, progress, should_stop)
+
+    def _load(self, source: str) -> Any:
+        if source != self.shared_model.source:
+            raise ModelError(
+                f"this job was queued for base model {source!r}, but the web app runs {self.shared_model.source!r}; "
+                f"train it with `storyface jobs work` on that model, or queue it again here"
+            )
+        return self.shared_model
+
+
+@dataclass
+class Services:
+    """Everything the handlers need; built once by :meth:`start`, passed in, never global."""
+
+    model: LoadedModel
+    renderer: Renderer
+    library: IdentityLibrary
+    queue: JobQueue
+    comics_dir: Path
+    exports_dir: Path
+    device_lock: threading.Lock
+    train_steps: int
+    render_steps: int
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _worker: threading.Thread | None = None
+
+    @classmethod
+    def start(
+        cls,
+        model: str | LoadedModel,
+        data_dir: str | os.PathLike | None = None,
+        *,
+        train_steps: int | None = None,
+        render_steps: int | None = None,
+        worker: bool = True,
+    ) -> Services:
+        """Open the library (``data_dir`` or the default), load the model once, start the worker thread."""
+        from ..models import load_model
+        from ..paths import data_dir as resolve
+
+        root = resolve(data_dir)
+        library = IdentityLibrary(root)  # a bad data dir fails before the (slow) model load
+        loaded = model if isinstance(model, LoadedModel) else load_model(model)
+        kind = "tiny" if loaded.is_tiny else "real"
+        services = cls(
+            model=loaded,
+            renderer=Renderer(loaded),
+            library=library,
+            queue=JobQueue(library),
+            comics_dir=root / COMICS_DIR,
+            exports_dir=root / EXPORTS_DIR,
+            device_lock=threading.Lock(),
+            train_steps=train_steps or TRAIN_STEPS[kind],
+            render_steps=render_steps or RENDER_STEPS[kind],
+        )
+        services.comics_dir.mkdir(parents=True, exist_ok=True)
+        services.exports_dir.mkdir(parents=True, exist_ok=True)
+        if worker:
+            services.start_worker()
+        return services
+
+    def start_worker(self) -> None:
+        """One training thread: jobs run one at a time, each under the device lock."""
+        if self._worker is not None and self._worker.is_alive():
+            return
+        self._stop.clear()
+        trainer = SharedModelTrainer(self.model, self.device_lock)
+        runner = Worker(self.queue, trainer, stop_event=self._stop)
+        self._worker = threading.Thread(
+            target=runner.run_forever, args=(self._stop, WORKER_POLL_S), name="storyface-train-worker", daemon=True
+        )
+        self._worker.start()
+        log.info("training worker started on %s", self.library.root)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the worker; a job in progress goes back to the queue for the next start."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout)
+            if self._worker.is_alive():
+                log.warning("training worker did not stop within %.0fs", timeout)
+            self._worker = None

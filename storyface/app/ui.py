@@ -1,0 +1,277 @@
+"""The page: four steps (cast, story, style, generate) wired to :class:`~.handlers.Handlers`.
+
+``build_demo(services)`` only declares components and events; ``launch`` starts the services, checks
+the network settings (local-only unless a password is set) and serves the page.
+Every event has an ``api_name``, so each step can also be driven with ``gradio_client``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InputError
+from .services import Services
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from ..models import LoadedModel
+
+log = logging.getLogger(__name__)
+
+AUTH_ENV = "STORYFACE_AUTH"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+TITLE = "StoryFace"
+INTRO = (
+    "Identity-consistent comics from face photos and a story. "
+    "**1** add people and train them · **2** pick the cast and write the story · "
+    "**3** choose a style · **4** generate, redraw any panel, download."
+)
+STORY_PLACEHOLDER = (
+    "Grace Hopper was fixing a huge computer when Eileen Collins walked in with a flight plan. "
+    "She asked Grace to check the navigation code. At dawn, the two watched a rocket launch together."
+)
+CSS = """
+#tiny-banner {background: #fff4d6; border: 1px solid #e0b84c; border-radius: 8px; padding: 8px 14px;}
+#tiny-banner p {margin: 0; color: #6b4e00;}
+.sf-step h2 {margin: 0.2em 0 0.1em 0;}
+#page img {object-fit: contain;}
+footer {display: none !important;}
+"""
+
+
+# -- security settings (pure) ------------------------------------------------------------------
+
+
+def parse_auth(text: str) -> tuple[str, str]:
+    """``"user:password"`` -> (user, password); both must be present."""
+    user, sep, password = (text or "").partition(":")
+    if not sep or not user.strip() or not password:
+        raise InputError(f"{AUTH_ENV} must look like 'user:password' (both parts non-empty)")
+    return user.strip(), password
+
+
+def resolve_auth(host: str, auth: str | tuple[str, str] | None, env: Mapping[str, str]) -> tuple[str, str] | None:
+    """The login to require: the argument, else ``STORYFACE_AUTH``; refuse a non-local host without one."""
+    if isinstance(auth, str):
+        auth = parse_auth(auth)
+    elif auth is None and env.get(AUTH_ENV):
+        auth = parse_auth(env[AUTH_ENV])
+    if auth is None and host not in LOCAL_HOSTS:
+        raise InputError(
+            f"refusing to serve on {host!r} without a password: anyone on that network could use your GPU and "
+            f"see the faces in your library. Set {AUTH_ENV}=user:password (or keep the default host 127.0.0.1)"
+        )
+    return auth
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+
+def _theme() -> Any:
+    import gradio as gr
+
+    system = ["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"]
+    return gr.themes.Soft(primary_hue="indigo", font=system, font_mono=["ui-monospace", "monospace"])
+
+
+def build_demo(services: Services) -> gr.Blocks:
+    """Declare the page around started services (no model work happens here)."""
+    import gradio as gr
+
+    from ..story.styles import STYLE_PRESETS
+    from .handlers import JOB_HEADERS, MAX_RENDER_STEPS, MAX_TRAIN_STEPS, PANEL_HEADERS, Handlers
+
+    h = Handlers(services)
+    model = services.model
+    light = {"concurrency_limit": None}  # database and text work: never wait behind a render
+    device = {"concurrency_limit": 1, "concurrency_id": "device"}  # one render at a time
+
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        pending, awaiting, seen, session = gr.State([]), gr.State([]), gr.State(None), gr.State(None)
+        gr.Markdown(f"# {TITLE}\n{INTRO}\n\nBase model: `{model.source}`")
+        if model.is_tiny:
+            gr.Markdown(f"⚠ **Test mode** — StoryFace is {model.notice}.", elem_id="tiny-banner")
+
+        with gr.Group(elem_classes="sf-step"):
+            gr.Markdown("## 1 · Cast")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=220):
+                photo = gr.Image(label="Photo (one face)", type="filepath", image_mode=None,
+                                 sources=["upload", "clipboard"], height=240, elem_id="photo")  # fmt: skip
+            with gr.Column(scale=2, min_width=220):
+                person_name = gr.Textbox(label="Full name", placeholder="e.g. Grace Hopper", elem_id="person-name")
+                consent = gr.Checkbox(label="This person agreed to have their face learned", elem_id="consent")
+                add_person = gr.Button("Add person", elem_id="add-person")
+            with gr.Column(scale=3, min_width=260):
+                pending_faces = gr.Gallery(label="To train", columns=4, height=200, fit_columns=False,
+                                           allow_preview=False, elem_id="pending")  # fmt: skip
+                with gr.Row():
+                    train_steps = gr.Slider(1, MAX_TRAIN_STEPS, value=services.train_steps, step=1,
+                                            label="Training steps", elem_id="train-steps")  # fmt: skip
+                with gr.Row():
+                    clear_people = gr.Button("Clear list", size="sm", elem_id="clear-people")
+                    train = gr.Button("Train", variant="primary", elem_id="train")
+        train_status = gr.Markdown(elem_id="train-status")
+        jobs = gr.Dataframe(headers=JOB_HEADERS, datatype="str", type="array", interactive=False,
+                            label="Training jobs", max_height=220, elem_id="jobs")  # fmt: skip
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                library = gr.Gallery(label="Library — click a face to add or remove them from the cast",
+                                     columns=6, height=230, fit_columns=False, allow_preview=False,
+                                     object_fit="cover", elem_id="library")  # fmt: skip
+            with gr.Column(scale=2):
+                cast = gr.Dropdown(choices=[], value=[], multiselect=True, allow_custom_value=True, label="Cast",
+                                   info="Who the story is about", elem_id="cast")  # fmt: skip
+                refresh = gr.Button("Refresh library", size="sm", elem_id="refresh-library")
+                with gr.Accordion("Identity files (.safetensors) of the cast, or of everyone", open=False):
+                    export = gr.Button("Prepare download", size="sm", elem_id="export-ids")
+                    identity_files = gr.File(show_label=False, file_count="multiple", interactive=False,
+                                             height=120, elem_id="identity-files")  # fmt: skip
+
+        with gr.Group(elem_classes="sf-step"):
+            gr.Markdown("## 2 · Story")
+        story = gr.Textbox(label="Story", lines=5, placeholder=STORY_PLACEHOLDER, elem_id="story")
+        process = gr.Button("Process text", variant="primary", elem_id="process-text")
+        story_status = gr.Markdown(elem_id="story-status")
+        panels = gr.Dataframe(headers=PANEL_HEADERS, datatype="str", type="array", interactive=True,
+                              show_row_numbers=True, static_columns=[1], wrap=True, column_widths=["70%", "30%"],
+                              label="Panels — one sentence each; edit a cell to change it", elem_id="panels-table")  # fmt: skip
+        with gr.Row():
+            panel_row = gr.Number(label="Row", precision=0, minimum=1, scale=1, min_width=90,
+                                  placeholder="click a row", elem_id="panel-row")  # fmt: skip
+            add_row = gr.Button("Add row", size="sm", elem_id="add-row")
+            delete_row = gr.Button("Delete row", size="sm", elem_id="delete-row")
+            row_up = gr.Button("Move up", size="sm", elem_id="row-up")
+            row_down = gr.Button("Move down", size="sm", elem_id="row-down")
+
+        with gr.Group(elem_classes="sf-step"):
+            gr.Markdown("## 3 · Style")
+        with gr.Row():
+            styles = gr.Dropdown(choices=list(STYLE_PRESETS), value=["comic style"], multiselect=True,
+                                 label="Style presets", scale=2, elem_id="styles")  # fmt: skip
+            free_style = gr.Textbox(label="Your own style words", placeholder="e.g. pastel colours, rainy night",
+                                    scale=2, elem_id="free-style")  # fmt: skip
+        with gr.Accordion("Page settings", open=False):
+            with gr.Row():
+                title = gr.Textbox(label="Title (optional)", elem_id="title")
+                seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, elem_id="seed")
+                render_steps = gr.Slider(1, MAX_RENDER_STEPS, value=services.render_steps, step=1,
+                                         label="Render steps", elem_id="render-steps")  # fmt: skip
+
+        with gr.Group(elem_classes="sf-step"):
+            gr.Markdown("## 4 · Generate")
+        generate = gr.Button("Generate comic", variant="primary", size="lg", elem_id="generate")
+        comic_status = gr.Markdown(label="Status", elem_id="comic-status")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                page = gr.Image(label="Comic page", type="filepath", interactive=False, format="png",
+                                buttons=["download", "fullscreen"], elem_id="page")  # fmt: skip
+            with gr.Column(scale=2):
+                panel_tiles = gr.Gallery(label="Panels — click one to pick it", columns=4, height=260,
+                                         fit_columns=False, allow_preview=False, elem_id="panel-gallery")  # fmt: skip
+                with gr.Row():
+                    panel_number = gr.Number(label="Panel", precision=0, minimum=1, min_width=90,
+                                             placeholder="click a panel", elem_id="panel-number")  # fmt: skip
+                    regenerate = gr.Button("Redraw this panel (new seed)", elem_id="regenerate")
+                downloads = gr.File(label="Download the page (PNG, PDF)", file_count="multiple", interactive=False,
+                                    elem_id="downloads")  # fmt: skip
+        with gr.Accordion("Record (prompts, seeds, identities)", open=False):
+            record = gr.JSON(label="Record", elem_id="record")
+        timer = gr.Timer(1.0)
+
+        # -- events: cast
+        add_person.click(h.add_person, [photo, person_name, consent, pending],
+                         [pending, pending_faces, photo, person_name, consent], api_name="add_person", **light)  # fmt: skip
+        clear_people.click(h.clear_people, None, [pending, pending_faces], api_name="clear_people", **light)
+        train.click(h.train, [train_steps, pending, awaiting],
+                    [pending, pending_faces, jobs, train_status, awaiting], api_name="train", **light)  # fmt: skip
+        refresh.click(h.library, [cast], [library, cast], api_name="library", **light)
+        demo.load(h.library, [cast], [library, cast], api_name="load_library", api_visibility="undocumented", **light)
+        demo.load(h.jobs, None, jobs, api_name="jobs", **light)
+        timer.tick(h.poll, [cast, awaiting, seen], [jobs, library, cast, awaiting, seen], api_name="poll",
+                   api_visibility="undocumented", show_progress="hidden", **light)  # fmt: skip
+        library.select(h.toggle_cast, [cast], cast, api_name="toggle_cast", api_visibility="undocumented", **light)
+        cast.input(h.set_cast, [cast], cast, api_name="set_cast", **light)
+        export.click(h.export_identities, [cast], identity_files, api_name="export_identities", **light)
+
+        # -- events: story
+        process.click(h.process_text, [story, cast], [panels, story_status], api_name="process_text", **light)
+        panels.input(h.update_panels, [panels, cast], panels, api_name="update_panels", **light)
+        panels.select(h.select_row, None, panel_row, api_name="select_row", api_visibility="undocumented", **light)
+        add_row.click(h.add_panel, [panels, panel_row, cast], [panels, panel_row], api_name="add_panel", **light)
+        for button, fn, name in ((delete_row, h.delete_panel, "delete_panel"), (row_up, h.move_panel_up, "move_panel_up"),
+                                 (row_down, h.move_panel_down, "move_panel_down")):  # fmt: skip
+            button.click(fn, [panels, panel_row, cast], [panels, panel_row], api_name=name, **light)
+
+        # -- events: generate
+        comic_out = [page, panel_tiles, downloads, record, comic_status, session]
+        generate.click(h.generate, [panels, cast, styles, free_style, title, seed, render_steps], comic_out,
+                       api_name="generate", **device)  # fmt: skip
+        panel_tiles.select(h.select_panel, None, panel_number, api_name="select_panel",
+                           api_visibility="undocumented", **light)  # fmt: skip
+        regenerate.click(h.regenerate_panel, [panel_number, session], comic_out, api_name="regenerate_panel", **device)
+    return demo
+
+
+# -- serving -----------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningApp:
+    """A served app (from ``launch(block=False)``); ``close()`` stops the server and the worker."""
+
+    demo: gr.Blocks
+    services: Services
+    url: str
+
+    def close(self) -> None:
+        try:
+            self.demo.close()
+        finally:
+            self.services.close()
+
+
+def launch(
+    model: str | LoadedModel = "tiny",
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    data_dir: str | os.PathLike | None = None,
+    auth: str | tuple[str, str] | None = None,
+    *,
+    block: bool = True,
+    train_steps: int | None = None,
+    render_steps: int | None = None,
+) -> RunningApp:
+    """Load the model once, start the training worker and serve the page (local-only by default).
+
+    ``block=False`` returns at once with a :class:`RunningApp` (tests, notebooks); otherwise this
+    serves until interrupted and then stops the worker.
+    """
+    login = resolve_auth(host, auth, os.environ)  # refuse an open network port before loading anything
+    services = Services.start(model, data_dir, train_steps=train_steps, render_steps=render_steps)
+    try:
+        demo = build_demo(services)
+        demo.queue(default_concurrency_limit=1)
+        _, url, _ = demo.launch(
+            server_name=host, server_port=port, share=False, auth=login, prevent_thread_lock=True, quiet=not block,
+            allowed_paths=[str(services.comics_dir), str(services.exports_dir)], ssr_mode=False, pwa=False,
+            mcp_server=False, enable_monitoring=False, footer_links=["api"], theme=_theme(), css=CSS,
+            auth_message="StoryFace: sign in with the user and password from STORYFACE_AUTH.",
+        )  # fmt: skip
+    except BaseException:
+        services.close()
+        raise
+    running = RunningApp(demo, services, url)
+    if block:
+        log.info("StoryFace is serving on %s", url)
+        try:
+            demo.block_thread()
+        finally:
+            running.close()
+    return running
