@@ -195,7 +195,7 @@ def test_plan_prompts_refuses_the_naked_panel_and_names_it(renderer):
     panels = [Panel(sentence="Grace Hopper fixes the relay."), Panel(sentence="Grace Hopper n-4-k-3-d at the lab.")]
     with pytest.raises(ContentPolicyError, match=r"^panel 2: refused by StoryFace's content policy \(real people"):
         plan_prompts(renderer, panels, [grace])
-    with pytest.raises(ContentPolicyError, match="panel 1: .*clothing in the negative prompt"):
+    with pytest.raises(ContentPolicyError, match="panel 1: .*negative prompt has clothing to leave out"):
         plan_prompts(renderer, panels[:1], [grace], negative_prompt="clothes, shirt, dress", policy=ContentPolicy("fictional"))
     ok = plan_prompts(renderer, panels[:1], [grace], styles=["cinematic"])
     assert "<grace-hopper>" in ok[0].prompt

@@ -149,12 +149,23 @@ def image_ext(data: bytes, label: str) -> str:
     """The file extension for an uploaded photo, or an :class:`ImageError` if it is no image."""
     if len(data) > MAX_PHOTO_BYTES:
         raise ImageError(f"{label} is {len(data) // 2**20} MB; use a photo under {MAX_PHOTO_BYTES // 2**20} MB")
+    from ..faces.io import MAX_PIXELS, MIN_SIDE
+
     try:
         with Image.open(io.BytesIO(data)) as im:
-            fmt = im.format or ""
+            fmt, (width, height) = im.format or "", im.size
             im.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:
+        raise ImageError(f"{label} is not an image (JPEG, PNG, WebP, ...); upload a photo") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{label} has too many pixels to open safely; downscale it first") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{label} is not a readable image ({exc}); upload a JPEG or PNG photo") from exc
+    if width * height > MAX_PIXELS or min(width, height) < MIN_SIDE:
+        raise ImageError(
+            f"{label} is {width}x{height} px; use a photo of at most {MAX_PIXELS // 1_000_000} Mpx "
+            f"and at least {MIN_SIDE} px on each side"
+        )
     return IMAGE_EXTS.get(fmt, fmt.lower() or "img")
 
 

@@ -38,8 +38,8 @@ LABELS = {
     "sexual": "sexual content",
     "nudity": "nudity or undressing",
     "revealing": "underwear or see-through clothing",
-    "undress": "clothing in the negative prompt, which asks for the person undressed",
-    "garments": "two or more garments in the negative prompt, which asks for the person undressed",
+    "undress": "clothing to leave out, i.e. undressing",
+    "garments": "garments to leave out, i.e. undressing",
 }
 # Leetspeak and look-alike symbols a term letter may be written as ("n4k3d", "$ex", "n!pple").
 LEET = {"a": "a4@", "b": "b8", "e": "e3", "g": "g96", "i": "i1!|", "l": "l1!|", "o": "o0", "s": "s5$", "t": "t7+", "z": "z2"}

@@ -1,0 +1,295 @@
+"""Bad input through every door (CLI, Python API, web app): a clear error, and nothing changed.
+
+Each row of the table feeds one bad input and names the message a person must see. Around every row
+the data folder is snapshotted (tree, file hashes, every database row) and must come out identical:
+a refused input never loses, adds or half-writes anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import sqlite3
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from storyface.api import learn_identities, make_comic, plan_prompts
+from storyface.cli import app as cli_app
+from storyface.errors import StoryFaceError
+from storyface.identity.jobs import JobQueue
+from storyface.identity.library import DB_NAME, IdentityLibrary
+from storyface.identity.tokens import Identity, save_identity
+from storyface.models import load_model
+from storyface.render.generate import RenderConfig, Renderer
+from storyface.safety import ContentPolicy
+from storyface.story import parse_story
+from storyface.story.schema import MAX_STORY_CHARS, Panel
+
+CAST = ["Grace Hopper", "Eileen Collins"]
+
+
+# -- snapshots ---------------------------------------------------------------------------------
+
+
+def snapshot(root: Path) -> dict:
+    """Folders, file hashes (the database files aside) and every row of every table."""
+    entries = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_dir():
+            entries[rel] = "dir"
+        elif not path.name.startswith(DB_NAME):  # -wal/-shm come and go with connections
+            entries[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    rows = {}
+    con = sqlite3.connect(root / DB_NAME)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        for table in tables:
+            rows[table] = con.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+    finally:
+        con.close()
+    return {"files": entries, "rows": rows}
+
+
+def random_identity(name: str, seed: int, widths: tuple[int, int] = (32, 64)) -> Identity:
+    g = torch.Generator().manual_seed(seed)
+    rows = {"clip_l": torch.randn(2, widths[0], generator=g), "clip_g": torch.randn(2, widths[1], generator=g)}
+    return Identity(name, "sdxl", rows, {"tiny": "true"})
+
+
+def fill_library(root: Path, photos: list[Path]) -> IdentityLibrary:
+    """Two people (tiny-model identities with their real headshots) and a queue with one job."""
+    library = IdentityLibrary(root)
+    for i, (name, photo) in enumerate(zip(CAST, photos)):
+        with Image.open(photo) as im:
+            library.add(random_identity(name, i), im.convert("RGB"), consent_by=name)
+    JobQueue(library).submit(photos[0], "Queued Person", "tiny", {"steps": 1}, consent_by="Queued Person")
+    return library
+
+
+# -- files a person might hand us --------------------------------------------------------------
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims a huge size (a decompression bomb): only the header is real."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, grace_hopper_path, two_faces_path) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("bad-input")
+    made = {"two_faces": two_faces_path}
+
+    def write(name: str, data: bytes | str) -> None:
+        path = d / name
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+        made[name.split(".")[0]] = path
+
+    write("notes.png", "this is not a photo")
+    write("empty.jpg", b"")
+    write("big_pixels.png", png_claiming(8_000, 6_000))  # 48 Mpx: over StoryFace's limit
+    write("bomb.png", png_claiming(30_000, 30_000))  # 900 Mpx: over Pillow's own bomb limit
+    write("corrupt.png", b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 64)
+    huge = d / "huge.jpg"
+    with open(huge, "wb") as f:  # sparse: 26 MB on paper, nothing on disk
+        f.truncate(26_000_000)
+    made["huge"] = huge
+    Image.new("RGB", (32, 32), "white").save(d / "thumb.png")
+    made["thumb"] = d / "thumb.png"
+    with Image.open(grace_hopper_path) as im:  # her face ~36 px wide on a big white page
+        small = im.convert("RGB").resize((int(im.width * 0.15), int(im.height * 0.15)))
+    page = Image.new("RGB", (400, 400), "white")
+    page.paste(small, (100, 100))
+    page.save(d / "tiny_face.png")
+    made["tiny_face"] = d / "tiny_face.png"
+    write("naked.txt", "Grace Hopper was naked in the lab.")
+    write("leet.txt", "Grace Hopper was n-4-k-3-d in the lab.")
+    write("spaced.txt", "Grace Hopper was n a k e d in the lab.")
+    write("cyrillic.txt", "Grace Hopper was nаkеd in the lab.")  # Cyrillic а and е
+    write("ok.txt", "Grace Hopper was fixing a huge computer in the lab.")
+    write("long.txt", "Grace Hopper fixed the relay. " * (MAX_STORY_CHARS // 20))
+    write("latin1.txt", "Grace Hopper a visité Genève.".encode("latin-1"))
+    write("bad.json", '{"panels": [')
+    write("many.json", json.dumps({"panels": [{"sentence": "Grace Hopper waves."}] * 30}))
+    write("shape.json", json.dumps({"panels": "Grace Hopper waves"}))
+    write("model.pt", b"\x80\x04pickle")
+    write("broken_id.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    big = d / "big.safetensors"
+    with open(big, "wb") as f:
+        f.truncate(17 * 1024 * 1024)
+    made["big"] = big
+    save_identity(random_identity("Ada Lovelace", 7), d / "ada.safetensors")
+    made["ada"] = d / "ada.safetensors"
+    (d / "folder.txt").mkdir()
+    made["folder"] = d / "folder.txt"
+    return made
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    door: str  # "cli" | "api" | "ui"
+    what: str
+    expect: str  # part of the message a person sees
+    run: Callable  # (ctx) -> the error text
+
+
+def cli(*args: str, env: dict | None = None) -> Callable:
+    def run(ctx: Context) -> str:
+        argv = [str(a).format(**{k: str(v) for k, v in ctx.files.items()}, out=ctx.out) for a in args]
+        result = CliRunner().invoke(
+            cli_app, argv, env={"STORYFACE_HOME": str(ctx.home), "HF_HUB_OFFLINE": "1", **(env or {})},
+            catch_exceptions=False,
+        )  # fmt: skip
+        assert result.exit_code == 2, result.output
+        return " ".join(result.output.split())
+
+    return run
+
+
+def api(fn: Callable) -> Callable:
+    def run(ctx: Context) -> str:
+        with pytest.raises(StoryFaceError) as info:
+            fn(ctx)
+        return str(info.value)
+
+    return run
+
+
+def panels(*sentences: str) -> list[Panel]:
+    return [Panel(sentence=s) for s in sentences]
+
+
+def comic_of(sentences: tuple[str, ...], **kwargs) -> Callable:
+    def fn(ctx: Context) -> None:
+        ids = [ctx.library.load(n) for n in CAST]
+        make_comic(ctx.renderer, panels(*sentences), ids, ctx.out, config=RenderConfig(steps=1), **kwargs)
+
+    return fn
+
+
+TRAIN = ("train", "{grace}", "--model", "tiny", "--steps", "1")
+COMIC = ("comic", "--identity", "Grace Hopper", "--model", "tiny", "--steps", "1", "--backend", "offline", "--out", "{out}")
+
+ROWS = [
+    # -- CLI ------------------------------------------------------------------------------------
+    Row("cli", "train without consent", "--consent-by", cli(*TRAIN, "--name", "Ann Smith")),
+    Row("cli", "queued training without consent", "--consent-by", cli(*TRAIN, "--name", "Ann Smith", "--queue")),
+    Row("cli", "name with a path", "contains a slash", cli(*TRAIN, "--name", "../../etc/passwd", "--consent-by", "Me")),
+    Row("cli", "name with a control character", "control characters", cli(*TRAIN, "--name", "Ann\x1bSmith", "--consent-by", "Me")),
+    Row("cli", "name with a right-to-left override", "invisible", cli(*TRAIN, "--name", "Ann\u202eSmith", "--consent-by", "Me")),
+    Row("cli", "name of 81 characters", "keep it to 80", cli(*TRAIN, "--name", "A" * 81, "--consent-by", "Me")),
+    Row("cli", "consent with a control character", "consent: ", cli(*TRAIN, "--name", "Ann Smith", "--consent-by", "Me\x07")),
+    Row("cli", "name already in the library", "already in the library",
+        cli(*TRAIN, "--name", "GRACE  hopper", "--consent-by", "Me")),
+    Row("cli", "a text file as the photo", "not an image", cli("train", "{notes}", "--name", "A B", "--consent-by", "Me")),
+    Row("cli", "an empty photo", "is empty", cli("train", "{empty}", "--name", "A B", "--consent-by", "Me")),
+    Row("cli", "48 megapixels", "the limit is 40 Mpx", cli("train", "{big_pixels}", "--name", "A B", "--consent-by", "Me")),
+    Row("cli", "a decompression bomb", "too many pixels", cli("train", "{bomb}", "--name", "A B", "--consent-by", "Me")),
+    Row("cli", "a corrupt PNG", "corrupt", cli("train", "{corrupt}", "--name", "A B", "--consent-by", "Me")),
+    Row("cli", "a 26 MB photo", "the limit is 25 MB", cli("train", "{huge}", "--name", "A B", "--consent-by", "Me")),
+    Row("cli", "a 32x32 thumbnail", "only 32x32 px", cli("train", "{thumb}", "--name", "A B", "--consent-by", "Me")),
+    Row("cli", "a face 36 px wide", "px wide", cli("train", "{tiny_face}", "--name", "A B", "--consent-by", "Me")),
+    Row("cli", "two faces", "Found 2 faces", cli("train", "{two_faces}", "--name", "A B", "--consent-by", "Me")),
+    Row("cli", "the seed's 'naked' story", "content policy (real people", cli(*COMIC, "--story", "{naked}")),
+    Row("cli", "'naked' in leetspeak", "n4k3d, read as naked", cli(*COMIC, "--story", "{leet}")),
+    Row("cli", "'naked' spaced out", "nudity or undressing", cli(*COMIC, "--story", "{spaced}")),
+    Row("cli", "'naked' with Cyrillic letters", "nudity or undressing", cli(*COMIC, "--story", "{cyrillic}")),
+    Row("cli", "fictional mode, still a cast member", "mode fictional",
+        cli(*COMIC, "--story", "{naked}", env={"STORYFACE_CONTENT_POLICY": "fictional"})),
+    Row("cli", "sexual words in the free style", "sexual content", cli(*COMIC, "--story", "{ok}", "--free-style", "s3xy")),
+    Row("cli", "unknown content policy", "choose one of: strict, fictional",
+        cli(*COMIC, "--story", "{ok}", env={"STORYFACE_CONTENT_POLICY": "off"})),
+    Row("cli", "a story over 20,000 characters", "the limit is 20,000", cli(*COMIC, "--story", "{long}")),
+    Row("cli", "a story that is not UTF-8", "not UTF-8", cli(*COMIC, "--story", "{latin1}")),
+    Row("cli", "a folder as the story", "is a folder", cli(*COMIC, "--story", "{folder}")),
+    Row("cli", "a broken panel script", "not valid JSON", cli(*COMIC, "--story", "{bad}")),
+    Row("cli", "30 panels", "the limit is 24", cli(*COMIC, "--story", "{many}")),
+    Row("cli", "a panel script of the wrong shape", "must hold", cli(*COMIC, "--story", "{shape}")),
+    Row("cli", "an unknown identity", "no identity named", cli("comic", "--identity", "Grace Hoper", "--story", "{ok}")),
+    Row("cli", "importing a pickle", "pickles", cli("ids", "import", "{model}")),
+    Row("cli", "importing a corrupt identity file", "not a readable .safetensors file", cli("ids", "import", "{broken_id}")),
+    Row("cli", "importing a 17 MB identity file", "a few KB", cli("ids", "import", "{big}")),
+    Row("cli", "importing under a name with a slash", "slash", cli("ids", "import", "{ada}", "--name", "a/b")),
+    Row("cli", "renaming to a control character", "control", cli("ids", "rename", "Grace Hopper", "Grace\nHopper")),
+    Row("cli", "renaming onto another person", "already exists", cli("ids", "rename", "Grace Hopper", "eileen collins")),
+    # -- Python API -------------------------------------------------------------------------------
+    Row("api", "make_comic: the seed's 'naked' panel", "content policy (real people",
+        api(comic_of(("Grace Hopper waves.", "Grace Hopper naked.")))),
+    Row("api", "make_comic: 'naaaked' with a zero-width space", "nudity",
+        api(comic_of(("Eileen Collins naa\u200baked.",)))),
+    Row("api", "make_comic: undressing negative prompt", "the negative prompt has clothing to leave out",
+        api(comic_of(("Grace Hopper waves.",), negative_prompt="clothes, shirt, dress"))),
+    Row("api", "make_comic: fictional mode does not cover a cast member", "real people, mode fictional",
+        api(comic_of(("Grace Hopper nude.",), policy=ContentPolicy("fictional")))),
+    Row("api", "make_comic: sexualised minor", "(minors)",
+        api(comic_of(("Grace Hopper, a sexy 15-year-old.",), policy=ContentPolicy("fictional")))),
+    Row("api", "make_comic: 25 panels", "the limit is 24", api(comic_of(("Grace Hopper waves.",) * 25))),
+    Row("api", "plan_prompts: a 2,000-character panel", "keep a panel sentence under",
+        api(lambda ctx: plan_prompts(ctx.renderer, panels("Grace Hopper " + "waves " * 330), [ctx.library.load("Grace Hopper")]))),
+    Row("api", "parse_story: a story over the limit", "the limit is 20,000",
+        api(lambda ctx: parse_story("Grace Hopper waves. " * 1100, CAST, backend="offline"))),
+    Row("api", "learn_identities: a text file", "not an image",
+        api(lambda ctx: learn_identities(ctx.renderer.model, [(ctx.files["notes"], "Ann Smith")]))),
+    Row("api", "library.add: a name with a path", "slash",
+        api(lambda ctx: ctx.library.add(random_identity("..\\evil", 3)))),
+    Row("api", "library.add: a taken name in other case", "already exists",
+        api(lambda ctx: ctx.library.add(random_identity("EILEEN COLLINS", 3)))),
+    Row("api", "import_file: a pickle", "pickles", api(lambda ctx: ctx.library.import_file(ctx.files["model"]))),
+    Row("api", "JobQueue.submit: bytes that are no image", "is not an image",
+        api(lambda ctx: JobQueue(ctx.library).submit(b"GIF89a nope", "Ann Smith", "tiny", consent_by="Me"))),
+    Row("api", "JobQueue.submit: a 48-megapixel photo", "at most 40 Mpx",
+        api(lambda ctx: JobQueue(ctx.library).submit(ctx.files["big_pixels"], "Ann Smith", "tiny", consent_by="Me"))),
+    Row("api", "JobQueue.submit: a name with a NUL", "control",
+        api(lambda ctx: JobQueue(ctx.library).submit(ctx.files["grace"], "Ann\x00", "tiny", consent_by="Me"))),
+]
+
+
+@dataclass
+class Context:
+    home: Path
+    out: Path
+    files: dict[str, Path]
+    library: IdentityLibrary
+    renderer: Renderer
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory, files, grace_hopper_path, astronaut_path) -> Context:
+    home = tmp_path_factory.mktemp("home")
+    library = fill_library(home, [grace_hopper_path, astronaut_path])
+    files = {**files, "grace": grace_hopper_path}
+    return Context(home, tmp_path_factory.mktemp("outs") / "comic", files, library, Renderer(load_model("tiny", device="cpu")))
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r.door in ("cli", "api")], ids=lambda r: f"{r.door}: {r.what}")
+def test_bad_input_gives_a_clear_error_and_changes_nothing(ctx, row):
+    before = snapshot(ctx.home)
+    message = row.run(ctx)
+    assert row.expect in message, message
+    assert "Traceback" not in message
+    assert snapshot(ctx.home) == before
+    assert not ctx.out.exists()
+
+
+def test_the_table_is_big_enough_and_the_library_still_works(ctx):
+    assert len(ROWS) >= 25 and {r.door for r in ROWS} >= {"cli", "api"}
+    assert [r.name for r in ctx.library.list()] == CAST
+    prompts = plan_prompts(ctx.renderer, panels("Grace Hopper fixed the relay."), [ctx.library.load("Grace Hopper")])
+    assert "<grace-hopper>" in prompts[0].prompt
