@@ -428,7 +428,22 @@ def _phase(name: str, results: dict, fn: Callable[[], object]) -> object:
     return value
 
 
-def run(plan: Plan, out: Path, explore: bool) -> str:
+def run_explore_only(plan: Plan, out: Path, groups: str) -> str:
+    from explore import explore_variants
+    from storyface.models import load_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(plan.device)
+    model = load_model(plan.model, device, getattr(torch, plan.fast_dtype))
+    subjects = [synthetic_subject(f"Person {i}", i, plan.photo_side) for i in range(plan.together)]
+    results, table = explore_variants(model, plan, subjects, groups, out)
+    table = f"{environment(device)}\n\n{table}"
+    (out / "explore.json").write_text(json.dumps(results, indent=1, default=str))
+    (out / "table.md").write_text(table + "\n")
+    return table
+
+
+def run(plan: Plan, out: Path, explore: str) -> str:
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(plan.device)
     results: dict = {"plan": asdict(plan), "env": environment(device)}
@@ -447,7 +462,7 @@ def run(plan: Plan, out: Path, explore: bool) -> str:
     if explore and model is not None:
         from explore import explore_variants  # bench/explore.py: speed variants, its own table
 
-        results["explore"], extra = explore_variants(model, plan, subjects)
+        results["explore"], extra = explore_variants(model, plan, subjects, explore, out)
         table += "\n\n" + extra
     if "failed" in results:
         table += "\n\nFAILED phases: " + json.dumps(results["failed"])
@@ -459,7 +474,9 @@ def run(plan: Plan, out: Path, explore: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny model on CPU: checks the code path in seconds")
-    parser.add_argument("--explore", action="store_true", help="also time speed variants (bench/explore.py)")
+    parser.add_argument("--explore", nargs="?", const="train,render", default="",
+                        help="also time speed variants: comma-separated groups of bench/explore.py")
+    parser.add_argument("--only-explore", action="store_true", help="skip the table; build the fast model, explore")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or ROOT / "out" / "bench"))
     parser.add_argument("--steps", type=int, help="override identity steps (default 500)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -477,7 +494,10 @@ def main(argv: list[str] | None = None) -> int:
     if plan.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: run with --smoke on a CPU", file=sys.stderr)
         return 2
-    table = run(plan, args.out, args.explore)
+    if args.only_explore:
+        table = run_explore_only(plan, args.out, args.explore or "train,render")
+    else:
+        table = run(plan, args.out, args.explore)
     print(table, flush=True)
     return 0
 

@@ -41,7 +41,7 @@ def _reset(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def train_step_variants(model, plan, subjects) -> list[tuple[str, str]]:
+def train_step_variants(model, plan, subjects, graph_only: bool = False) -> list[tuple[str, str]]:
     from storyface.identity.train import TrainConfig, _make_step, _prepare
 
     rows = []
@@ -52,7 +52,7 @@ def train_step_variants(model, plan, subjects) -> list[tuple[str, str]]:
             ("CUDA graph", True, False),
             ("CUDA graph + channels_last", True, True),
         ):
-            if graph and dev.type != "cuda":
+            if (graph and dev.type != "cuda") or (graph_only and (not graph or channels_last)):
                 continue
             unet.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
             _reset(dev)
@@ -90,7 +90,7 @@ def _unet_inputs(model, plan) -> tuple[tuple, dict]:
     return (x, t), kwargs
 
 
-def render_variants(model, plan) -> list[tuple[str, str]]:
+def render_variants(model, plan, basic: bool = False) -> list[tuple[str, str]]:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     rows = []
@@ -115,11 +115,11 @@ def render_variants(model, plan) -> list[tuple[str, str]]:
         ("+ fused QKV", unet.fuse_qkv_projections, call),
         ("+ cuDNN attention first", lambda: None, cudnn_first),
     ]
-    for name, setup, fn in steps:
+    for name, setup, fn in steps[:1] if basic else steps:
         setup()
         s = _per_call(dev, fn, warm=2, n=5)
         rows.append((f"render UNet batch {b}, {name}", f"{s * 1e3:.1f} ms/call = {s * plan.render_steps:.2f} s/page"))
-    if dev.type == "cuda":
+    if dev.type == "cuda" and not basic:
         t0 = time.perf_counter()
         unet.compile_repeated_blocks(fullgraph=True)
         call()
@@ -129,7 +129,7 @@ def render_variants(model, plan) -> list[tuple[str, str]]:
         rows.append((f"render UNet batch {b}, + regional compile (no cuDNN-first)",
                      f"{s * 1e3:.1f} ms/call = {s * plan.render_steps:.2f} s/page; first call {first:.1f} s"))
     lat = torch.randn(plan.panels, 4, plan.side // 8, plan.side // 8, device=dev, dtype=model.dtype)
-    for name, fmt in (("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last)):
+    for name, fmt in (("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last))[: 1 if basic else 2]:
         vae.to(memory_format=fmt)
 
         def decode() -> None:
@@ -141,15 +141,180 @@ def render_variants(model, plan) -> list[tuple[str, str]]:
     return rows
 
 
-def explore_variants(model, plan, subjects) -> tuple[dict, str]:
-    """Run each group, keep going past failures; returns (results, markdown table)."""
+def _category(name: str) -> str:
+    n = name.lower()
+    for cat, keys in (
+        ("conv", ("fprop", "dgrad", "wgrad", "conv", "cudnn")),
+        ("attention", ("flash", "fmha", "attention", "sdpa")),
+        ("gemm", ("gemm", "cutlass", "nvjet", "cublas", "xmma")),
+        ("norm", ("norm",)),
+        ("copy", ("copy", "cat", "index")),
+        ("reduce", ("reduce",)),
+        ("elementwise", ("elementwise", "vectorized", "unrolled")),
+    ):
+        if any(k in n for k in keys):
+            return cat
+    return "other"
+
+
+def _profile(device: torch.device, fn: Callable[[], object], label: str, out_dir) -> list[tuple[str, str]]:
+    """GPU kernel time of one call: busy time, kernel count, time per category, top kernels to a file."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - t0
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    busy: dict[str, float] = {}
+    by_name: dict[str, float] = {}
+    for e in kernels:
+        us = e.time_range.elapsed_us()
+        busy[_category(e.name)] = busy.get(_category(e.name), 0.0) + us
+        by_name[e.name] = by_name.get(e.name, 0.0) + us
+    total = sum(busy.values())
+    cats = ", ".join(f"{k} {v / 1e3:.1f}" for k, v in sorted(busy.items(), key=lambda kv: -kv[1]))
+    if out_dir is not None:
+        top = sorted(by_name.items(), key=lambda kv: -kv[1])[:40]
+        with open(f"{out_dir}/profile.txt", "a") as f:
+            f.write(f"## {label}: {len(kernels)} kernels, {total / 1e3:.1f} ms busy\n")
+            f.writelines(f"{us / 1e3:9.2f} ms  {name[:160]}\n" for name, us in top)
+    return [(f"profile {label}", f"{len(kernels)} kernels, GPU busy {total / 1e3:.1f} ms of {wall * 1e3:.0f} ms "
+             f"wall (profiled); ms by kind: {cats}")]
+
+
+def profile_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
+    from storyface.identity.train import _make_step, _prepare
+
+    dev = model.device
+    rows = []
+    for n_subj in sorted({1, plan.together}):
+        cfg = plan.train_config(10, graph=False).resolved(model)
+        priors, batch = _prepare(model, subjects[:n_subj], cfg)
+        step = _make_step(model, priors, batch, cfg)
+        rows += _profile(dev, step, f"train step eager, {n_subj} id(s)", out_dir)
+    args, kwargs = _unet_inputs(model, plan)
+
+    def unet_call() -> None:
+        with torch.inference_mode():
+            model.pipe.unet(*args, **kwargs)
+
+    rows += _profile(dev, unet_call, f"render UNet call, batch {args[0].shape[0]}", out_dir)
+    vae = model.pipe.vae
+    lat = torch.randn(plan.panels, 4, plan.side // 8, plan.side // 8, device=dev, dtype=model.dtype)
+
+    def decode() -> None:
+        with torch.inference_mode():
+            vae.decode(lat)
+
+    rows += _profile(dev, decode, f"VAE decode {plan.panels} x {plan.side}", out_dir)
+    return rows
+
+
+def overhead_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
+    """Where the seconds outside the 500 steps go, for one identity."""
+    from storyface.identity import train as T
+    from storyface.identity.augment import augment_bank
+    from storyface.identity.prior import celeb_names, celeb_stats
+    from storyface.identity.tokens import load_into_pipeline
+
+    dev, subject = model.device, subjects[0]
+    cfg = plan.train_config(plan.steps).resolved(model)
+    parts = {}
+
+    def clock(name: str, fn: Callable[[], object]) -> object:
+        torch.cuda.synchronize() if dev.type == "cuda" else None
+        t0 = time.perf_counter()
+        out = fn()
+        torch.cuda.synchronize() if dev.type == "cuda" else None
+        parts[name] = time.perf_counter() - t0
+        return out
+
+    clock("celeb_stats (both encoders)", lambda: [celeb_stats(s, celeb_names()) for s in model.encoders])
+    images, _ = clock("augment_bank", lambda: augment_bank(
+        subject.image, subject.face_mask, subject.hair_mask, cfg.resolution, cfg.bank_size, 0))
+    clock("VAE encode bank", lambda: T._encode_bank(model, images, 0))
+    priors, batch = clock("_prepare total", lambda: T._prepare(model, [subject], cfg))
+    clock("probe_loss", lambda: T.probe_loss(model, priors, batch, cfg))
+    step = clock("_make_step (warm-up + capture)", lambda: T._make_step(model, priors, batch, cfg))
+    clock("10 steps", lambda: [step() for _ in range(10)])
+    ident = clock("_identity", lambda: T._identity(subject, priors[0], model, cfg, {}))
+    clock("load_into_pipeline", lambda: load_into_pipeline(model, ident))
+    return [(f"overhead: {k}", f"{v:.2f} s") for k, v in parts.items()]
+
+
+def cudnn_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
+    torch.backends.cudnn.benchmark = True
+    return [(f"cudnn.benchmark=True: {a}", b) for a, b in train_step_variants(model, plan, subjects, graph_only=True)
+            ] + [(f"cudnn.benchmark=True: {a}", b) for a, b in render_variants(model, plan, basic=True)]
+
+
+def compile_render_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
+    dev = model.device
+    args, kwargs = _unet_inputs(model, plan)
+    compiled = torch.compile(model.pipe.unet)
+
+    def call() -> None:
+        with torch.inference_mode():
+            compiled(*args, **kwargs)
+
+    t0 = time.perf_counter()
+    call()
+    torch.cuda.synchronize()
+    first = time.perf_counter() - t0
+    s = _per_call(dev, call, warm=1, n=5)
+    return [(f"render UNet batch {args[0].shape[0]}, torch.compile(unet) whole",
+             f"{s * 1e3:.1f} ms/call = {s * plan.render_steps:.2f} s/page; first call {first:.1f} s")]
+
+
+def compile_train_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
+    """Regional compile (transformer blocks of UNet and text encoders) inside the CUDA graph."""
+    from diffusers.models.attention import BasicTransformerBlock
+    from transformers.models.clip.modeling_clip import CLIPEncoderLayer
+
+    from storyface.identity.train import _make_step, _prepare
+
+    mods = [model.pipe.unet, *[s.text_encoder for s in model.encoders]]
+    for m in (m for root in mods for m in root.modules()):
+        if isinstance(m, (BasicTransformerBlock, CLIPEncoderLayer)):
+            m.compile()
+    rows, dev = [], model.device
+    for n_subj in sorted({1, plan.together}):
+        cfg = plan.train_config(10, graph=True).resolved(model)
+        priors, batch = _prepare(model, subjects[:n_subj], cfg)
+        t0 = time.perf_counter()
+        step = _make_step(model, priors, batch, cfg)
+        setup = time.perf_counter() - t0
+        s = _per_call(dev, step, warm=2, n=50)
+        rows.append((f"train step, {n_subj} id(s), regional compile + CUDA graph",
+                     f"{s * 1e3:.1f} ms/step; compile+capture {setup:.1f} s"))
+    return rows
+
+
+GROUPS = {
+    "train": lambda m, p, s, o: train_step_variants(m, p, s),
+    "render": lambda m, p, s, o: render_variants(m, p),
+    "profile": profile_group,
+    "overhead": overhead_group,
+    "cudnn": cudnn_group,
+    "compile_render": compile_render_group,
+    "compile_train": compile_train_group,
+}
+
+
+def explore_variants(model, plan, subjects, groups: str = "train,render", out_dir=None) -> tuple[dict, str]:
+    """Run each group in order, keep going past failures; returns (results, markdown table)."""
     rows: list[tuple[str, str]] = []
-    for group in (lambda: train_step_variants(model, plan, subjects), lambda: render_variants(model, plan)):
+    for name in groups.split(","):
+        t0 = time.perf_counter()
         try:
-            rows += group()
+            rows += GROUPS[name](model, plan, subjects, out_dir)
         except Exception as exc:  # a variant that fails is a finding, not the end of the run
-            log.error("variant group failed: %s", traceback.format_exc())
-            rows.append(("FAILED", f"{type(exc).__name__}: {str(exc)[:200]}"))
-        log.info("explore so far: %s", rows)
+            log.error("variant group %s failed: %s", name, traceback.format_exc())
+            rows.append((f"FAILED {name}", f"{type(exc).__name__}: {str(exc)[:300]}"))
+        log.info("group %s took %.1f s; so far: %s", name, time.perf_counter() - t0, rows)
     table = "| variant | time |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
     return {"rows": rows}, table
