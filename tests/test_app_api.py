@@ -16,11 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError, AuthenticationError
 
-from storyface.errors import InputError  # noqa: E402
+from storyface.errors import InputError
 
 STORY = (
     "Grace Hopper was fixing a huge computer when Eileen Collins walked in with a flight plan. "
@@ -73,7 +72,7 @@ def wait_for_jobs(client: Client, timeout: float = 120.0) -> list[list[str]]:
 
 
 def library_names(client: Client) -> list[str]:
-    gallery, cast_update = client.predict([], api_name="/library")
+    gallery, _cast_choices = client.predict([], api_name="/library")
     return [tile["caption"] for tile in gallery]
 
 
@@ -95,6 +94,7 @@ def trained(client, astronaut_path, grace_hopper_path) -> list[str]:
 @pytest.fixture(scope="module")
 def script(client, trained) -> dict:
     rows, status = client.predict(STORY, trained, api_name="/process_text")
+    assert status.startswith("3 panels (offline parser)")
     return rows
 
 
@@ -152,7 +152,7 @@ def test_regenerate_one_panel_leaves_the_others_alone(client, comic):
     record = comic[3]
     out_dir = Path(record["out_dir"])
     before = panel_pixels(out_dir)
-    page, tiles, downloads, new_record, status = client.predict(2, api_name="/regenerate_panel")
+    *_, new_record, _status = client.predict(2, api_name="/regenerate_panel")
     after = panel_pixels(out_dir)
     assert len(after) == len(before) == 3
     assert np.array_equal(before[0], after[0]) and np.array_equal(before[2], after[2])
@@ -226,6 +226,7 @@ def test_bad_people_are_refused_and_nothing_is_lost(
 
 
 def test_bad_stories_and_casts_are_refused(client, trained, app):
+    names_before = library_names(client)
     assert "names no one in the cast" in error_of(client, "A cat sat on the mat.", CAST, api_name="/process_text")
     assert "pick the cast first" in error_of(client, STORY, [], api_name="/process_text")
     assert "did you mean 'Grace Hopper'" in error_of(client, STORY, ["Grace Hoper"], api_name="/process_text")
@@ -239,7 +240,7 @@ def test_bad_stories_and_casts_are_refused(client, trained, app):
         client, frame([["Grace Hopper waves.", ""]]), CAST, ["vaporwave"], "", "", 0, 2, api_name="/generate"
     )
     assert "from 1 to" in error_of(client, 9, api_name="/regenerate_panel")
-    assert library_names(client) == CAST
+    assert library_names(client) == names_before
 
 
 def test_regenerate_before_generate_says_what_to_do(app):
@@ -269,9 +270,31 @@ def test_auth_is_enforced(app, tmp_path):
 
     locked = launch(app.services.model, port=free_port(), data_dir=tmp_path, auth="ann:pw", block=False)
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(AuthenticationError):
             Client(locked.url, verbose=False)
+        with pytest.raises(ValueError, match="Could not login"):  # wrong password
+            Client(locked.url, auth=("ann", "wrong"), verbose=False)
         ok = Client(locked.url, auth=("ann", "pw"), verbose=False)
         assert table(ok.predict(api_name="/jobs")) == []
     finally:
         locked.close()
+
+
+# -- one device: training and rendering take turns ---------------------------------------------
+
+
+def test_training_and_rendering_wait_for_the_device(app, trained, script, grace_hopper_path):
+    """While something holds the device, neither a queued job nor a render starts; both run after."""
+    fresh = Client(app.url, verbose=False)
+    fresh.predict(handle_file(str(grace_hopper_path)), "Sally Ride", True, api_name="/add_person")
+    with app.services.device_lock:
+        fresh.predict(3, api_name="/train")
+        render = fresh.submit(script, CAST, [], "", "", 0, 2, api_name="/generate")
+        time.sleep(2.0)
+        sally = [row for row in table(fresh.predict(api_name="/jobs")) if row[0] == "Sally Ride"]
+        assert sally[0][1] in ("queued", "running") and sally[0][2] in ("waiting", "")  # no step taken
+        assert not render.done()
+    *_, record, _status = render.result(timeout=120)
+    assert len(record["panels"]) == 3
+    rows = wait_for_jobs(fresh)
+    assert [row[1] for row in rows if row[0] == "Sally Ride"] == ["done"]

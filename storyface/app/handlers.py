@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import gradio as gr
 from PIL import Image, ImageOps
@@ -59,7 +59,7 @@ class ComicSession:
 
     comic: Comic
     identities: list[Identity]
-    title: Optional[str]
+    title: str | None
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -176,7 +176,7 @@ class Handlers:
     # -- 1. cast ---------------------------------------------------------------------------
 
     @user_errors
-    def add_person(self, photo: Optional[str], name: str, consent: bool, pending: list) -> tuple:
+    def add_person(self, photo: str | None, name: str, consent: bool, pending: list) -> tuple:
         """Photo + name + consent -> one more person on the training list (the face is checked now)."""
         from ..faces import prepare_headshot
 
@@ -222,14 +222,14 @@ class Handlers:
     def jobs(self) -> list[list[str]]:
         return job_table(self.s.queue.list())
 
-    def library(self, cast: Optional[list]) -> tuple:
+    def library(self, cast: list | None) -> tuple:
         """Every identity in the library (the gallery) and the cast picker's choices."""
         records = self.s.library.list()
         names = [r.name for r in records]
         keep = [n for n in cast or [] if n in names]
         return library_gallery(records), gr.update(choices=names, value=keep)
 
-    def poll(self, cast: Optional[list], awaiting: list, seen: Any) -> tuple:
+    def poll(self, cast: list | None, awaiting: list, seen: Any) -> tuple:
         """Timer tick: refresh jobs and library when they changed; finished people join the cast."""
         jobs = self.s.queue.list()
         records = self.s.library.list()
@@ -250,11 +250,11 @@ class Handlers:
         )
 
     @user_errors
-    def set_cast(self, cast: Optional[list]) -> list[str]:
+    def set_cast(self, cast: list | None) -> list[str]:
         """The cast as typed or picked; every name must be in the library."""
         return self._cast(cast, allow_empty=True)
 
-    def toggle_cast(self, cast: Optional[list], evt: gr.SelectData) -> list[str]:
+    def toggle_cast(self, cast: list | None, evt: gr.SelectData) -> list[str]:
         """A click on a library face adds that person to the cast, or takes them out."""
         value = evt.value if isinstance(evt.value, dict) else {}
         name = value.get("caption") or ""
@@ -264,7 +264,7 @@ class Handlers:
         return [n for n in cast if n != name] if name in cast else [*cast, name]
 
     @user_errors
-    def export_identities(self, cast: Optional[list]) -> list[str]:
+    def export_identities(self, cast: list | None) -> list[str]:
         """The cast's identity files (the whole library when no cast is picked), as .safetensors."""
         names = self._cast(cast, allow_empty=True) or [r.name for r in self.s.library.list()]
         if not names:
@@ -274,7 +274,7 @@ class Handlers:
     # -- 2. story --------------------------------------------------------------------------
 
     @user_errors
-    def process_text(self, story: str, cast: Optional[list]) -> tuple:
+    def process_text(self, story: str, cast: list | None) -> tuple:
         """Story -> one row per panel sentence, pronouns replaced by full names."""
         from ..story.parsers import parse_story
 
@@ -284,7 +284,7 @@ class Handlers:
         status = f"{len(rows)} panels ({script.backend} parser)" + "".join(f"\n- ⚠ {w}" for w in script.warnings)
         return rows, status
 
-    def update_panels(self, rows: Any, cast: Optional[list]) -> list[list[str]]:
+    def update_panels(self, rows: Any, cast: list | None) -> list[list[str]]:
         """After a hand edit: full names spelled out, the characters column worked out again."""
         names = [n for n in cast or [] if n]
         return [panel_row(s, names) for s in clean_rows(rows)]
@@ -293,7 +293,7 @@ class Handlers:
         return int(evt.index[0]) + 1 if isinstance(evt.index, (list, tuple)) else int(evt.index) + 1
 
     @user_errors
-    def add_panel(self, rows: Any, row: Any, cast: Optional[list]) -> tuple:
+    def add_panel(self, rows: Any, row: Any, cast: list | None) -> tuple:
         """A blank row after the chosen one (at the end when none is chosen), to type a sentence in."""
         table = self.update_panels(rows, cast)
         at = len(table) if row in (None, "") or not table else _row_index(row, len(table)) + 1
@@ -301,18 +301,18 @@ class Handlers:
         return table, at + 1
 
     @user_errors
-    def delete_panel(self, rows: Any, row: Any, cast: Optional[list]) -> tuple:
+    def delete_panel(self, rows: Any, row: Any, cast: list | None) -> tuple:
         sentences = clean_rows(rows)
         index = _row_index(row, len(sentences))
         del sentences[index]
         return self.update_panels([[s] for s in sentences], cast), min(index + 1, len(sentences)) or None
 
     @user_errors
-    def move_panel_up(self, rows: Any, row: Any, cast: Optional[list]) -> tuple:
+    def move_panel_up(self, rows: Any, row: Any, cast: list | None) -> tuple:
         return self._move(rows, row, cast, -1)
 
     @user_errors
-    def move_panel_down(self, rows: Any, row: Any, cast: Optional[list]) -> tuple:
+    def move_panel_down(self, rows: Any, row: Any, cast: list | None) -> tuple:
         return self._move(rows, row, cast, +1)
 
     # -- 4. generate -----------------------------------------------------------------------
@@ -321,8 +321,8 @@ class Handlers:
     def generate(
         self,
         rows: Any,
-        cast: Optional[list],
-        styles: Optional[list],
+        cast: list | None,
+        styles: list | None,
         free_style: str,
         title: str,
         seed: float,
@@ -348,7 +348,7 @@ class Handlers:
         return int(evt.index) + 1
 
     @user_errors
-    def regenerate_panel(self, number: float, session: Optional[ComicSession], progress: gr.Progress = gr.Progress()) -> tuple:
+    def regenerate_panel(self, number: float, session: ComicSession | None, progress: gr.Progress = gr.Progress()) -> tuple:
         """Draw one panel again with a fresh seed; every other panel stays exactly as it was."""
         if session is None:
             raise InputError("generate a comic first, then pick a panel to draw again")
@@ -382,7 +382,7 @@ class Handlers:
             if job.state in ACTIVE and name_key(job.name) == key:
                 raise DuplicateNameError(f"{job.name!r} is already being trained (job {job.state}); wait for it")
 
-    def _cast(self, cast: Optional[list], allow_empty: bool = False) -> list[str]:
+    def _cast(self, cast: list | None, allow_empty: bool = False) -> list[str]:
         """The picked names in the library's spelling; a name still training gets its own message."""
         names, seen = [], set()
         for raw in cast or []:
@@ -413,7 +413,7 @@ class Handlers:
                 )
         return panels
 
-    def _move(self, rows: Any, row: Any, cast: Optional[list], offset: int) -> tuple:
+    def _move(self, rows: Any, row: Any, cast: list | None, offset: int) -> tuple:
         sentences = clean_rows(rows)
         index = _row_index(row, len(sentences))
         target = min(max(index + offset, 0), len(sentences) - 1)

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import gradio as gr
 
     from ..models import LoadedModel
+    from .handlers import Handlers
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ CSS = """
 #page img {object-fit: contain;}
 footer {display: none !important;}
 """
+LIGHT = {"concurrency_limit": None}  # database and text work: never waits behind a render
+DEVICE = {"concurrency_limit": 1, "concurrency_id": "device"}  # renders one at a time (training: device_lock)
 
 
 # -- security settings (pure) ------------------------------------------------------------------
@@ -84,139 +87,187 @@ def build_demo(services: Services) -> gr.Blocks:
     """Declare the page around started services (no model work happens here)."""
     import gradio as gr
 
-    from ..story.styles import STYLE_PRESETS
-    from .handlers import JOB_HEADERS, MAX_RENDER_STEPS, MAX_TRAIN_STEPS, PANEL_HEADERS, Handlers
+    from .handlers import Handlers
 
     h = Handlers(services)
-    model = services.model
-    light = {"concurrency_limit": None}  # database and text work: never wait behind a render
-    device = {"concurrency_limit": 1, "concurrency_id": "device"}  # one render at a time
-
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        pending, awaiting, seen, session = gr.State([]), gr.State([]), gr.State(None), gr.State(None)
-        gr.Markdown(f"# {TITLE}\n{INTRO}\n\nBase model: `{model.source}`")
-        if model.is_tiny:
-            gr.Markdown(f"⚠ **Test mode** — StoryFace is {model.notice}.", elem_id="tiny-banner")
-
-        with gr.Group(elem_classes="sf-step"):
-            gr.Markdown("## 1 · Cast")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=2, min_width=220):
-                photo = gr.Image(label="Photo (one face)", type="filepath", image_mode=None,
-                                 sources=["upload", "clipboard"], height=240, elem_id="photo")  # fmt: skip
-            with gr.Column(scale=2, min_width=220):
-                person_name = gr.Textbox(label="Full name", placeholder="e.g. Grace Hopper", elem_id="person-name")
-                consent = gr.Checkbox(label="This person agreed to have their face learned", elem_id="consent")
-                add_person = gr.Button("Add person", elem_id="add-person")
-            with gr.Column(scale=3, min_width=260):
-                pending_faces = gr.Gallery(label="To train", columns=4, height=200, fit_columns=False,
-                                           allow_preview=False, elem_id="pending")  # fmt: skip
-                with gr.Row():
-                    train_steps = gr.Slider(1, MAX_TRAIN_STEPS, value=services.train_steps, step=1,
-                                            label="Training steps", elem_id="train-steps")  # fmt: skip
-                with gr.Row():
-                    clear_people = gr.Button("Clear list", size="sm", elem_id="clear-people")
-                    train = gr.Button("Train", variant="primary", elem_id="train")
-        train_status = gr.Markdown(elem_id="train-status")
-        jobs = gr.Dataframe(headers=JOB_HEADERS, datatype="str", type="array", interactive=False,
-                            label="Training jobs", max_height=220, elem_id="jobs")  # fmt: skip
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
-                library = gr.Gallery(label="Library — click a face to add or remove them from the cast",
-                                     columns=6, height=230, fit_columns=False, allow_preview=False,
-                                     object_fit="cover", elem_id="library")  # fmt: skip
-            with gr.Column(scale=2):
-                cast = gr.Dropdown(choices=[], value=[], multiselect=True, allow_custom_value=True, label="Cast",
-                                   info="Who the story is about", elem_id="cast")  # fmt: skip
-                refresh = gr.Button("Refresh library", size="sm", elem_id="refresh-library")
-                with gr.Accordion("Identity files (.safetensors) of the cast, or of everyone", open=False):
-                    export = gr.Button("Prepare download", size="sm", elem_id="export-ids")
-                    identity_files = gr.File(show_label=False, file_count="multiple", interactive=False,
-                                             height=120, elem_id="identity-files")  # fmt: skip
-
-        with gr.Group(elem_classes="sf-step"):
-            gr.Markdown("## 2 · Story")
-        story = gr.Textbox(label="Story", lines=5, placeholder=STORY_PLACEHOLDER, elem_id="story")
-        process = gr.Button("Process text", variant="primary", elem_id="process-text")
-        story_status = gr.Markdown(elem_id="story-status")
-        panels = gr.Dataframe(headers=PANEL_HEADERS, datatype="str", type="array", interactive=True,
-                              show_row_numbers=True, static_columns=[1], wrap=True, column_widths=["70%", "30%"],
-                              label="Panels — one sentence each; edit a cell to change it", elem_id="panels-table")  # fmt: skip
-        with gr.Row():
-            panel_row = gr.Number(label="Row", precision=0, minimum=1, scale=1, min_width=90,
-                                  placeholder="click a row", elem_id="panel-row")  # fmt: skip
-            add_row = gr.Button("Add row", size="sm", elem_id="add-row")
-            delete_row = gr.Button("Delete row", size="sm", elem_id="delete-row")
-            row_up = gr.Button("Move up", size="sm", elem_id="row-up")
-            row_down = gr.Button("Move down", size="sm", elem_id="row-down")
-
-        with gr.Group(elem_classes="sf-step"):
-            gr.Markdown("## 3 · Style")
-        with gr.Row():
-            styles = gr.Dropdown(choices=list(STYLE_PRESETS), value=["comic style"], multiselect=True,
-                                 label="Style presets", scale=2, elem_id="styles")  # fmt: skip
-            free_style = gr.Textbox(label="Your own style words", placeholder="e.g. pastel colours, rainy night",
-                                    scale=2, elem_id="free-style")  # fmt: skip
-        with gr.Accordion("Page settings", open=False):
-            with gr.Row():
-                title = gr.Textbox(label="Title (optional)", elem_id="title")
-                seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, elem_id="seed")
-                render_steps = gr.Slider(1, MAX_RENDER_STEPS, value=services.render_steps, step=1,
-                                         label="Render steps", elem_id="render-steps")  # fmt: skip
-
-        with gr.Group(elem_classes="sf-step"):
-            gr.Markdown("## 4 · Generate")
-        generate = gr.Button("Generate comic", variant="primary", size="lg", elem_id="generate")
-        comic_status = gr.Markdown(label="Status", elem_id="comic-status")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
-                page = gr.Image(label="Comic page", type="filepath", interactive=False, format="png",
-                                buttons=["download", "fullscreen"], elem_id="page")  # fmt: skip
-            with gr.Column(scale=2):
-                panel_tiles = gr.Gallery(label="Panels — click one to pick it", columns=4, height=260,
-                                         fit_columns=False, allow_preview=False, elem_id="panel-gallery")  # fmt: skip
-                with gr.Row():
-                    panel_number = gr.Number(label="Panel", precision=0, minimum=1, min_width=90,
-                                             placeholder="click a panel", elem_id="panel-number")  # fmt: skip
-                    regenerate = gr.Button("Redraw this panel (new seed)", elem_id="regenerate")
-                downloads = gr.File(label="Download the page (PNG, PDF)", file_count="multiple", interactive=False,
-                                    elem_id="downloads")  # fmt: skip
-        with gr.Accordion("Record (prompts, seeds, identities)", open=False):
-            record = gr.JSON(label="Record", elem_id="record")
-        timer = gr.Timer(1.0)
-
-        # -- events: cast
-        add_person.click(h.add_person, [photo, person_name, consent, pending],
-                         [pending, pending_faces, photo, person_name, consent], api_name="add_person", **light)  # fmt: skip
-        clear_people.click(h.clear_people, None, [pending, pending_faces], api_name="clear_people", **light)
-        train.click(h.train, [train_steps, pending, awaiting],
-                    [pending, pending_faces, jobs, train_status, awaiting], api_name="train", **light)  # fmt: skip
-        refresh.click(h.library, [cast], [library, cast], api_name="library", **light)
-        demo.load(h.library, [cast], [library, cast], api_name="load_library", api_visibility="undocumented", **light)
-        demo.load(h.jobs, None, jobs, api_name="jobs", **light)
-        timer.tick(h.poll, [cast, awaiting, seen], [jobs, library, cast, awaiting, seen], api_name="poll",
-                   api_visibility="undocumented", show_progress="hidden", **light)  # fmt: skip
-        library.select(h.toggle_cast, [cast], cast, api_name="toggle_cast", api_visibility="undocumented", **light)
-        cast.input(h.set_cast, [cast], cast, api_name="set_cast", **light)
-        export.click(h.export_identities, [cast], identity_files, api_name="export_identities", **light)
-
-        # -- events: story
-        process.click(h.process_text, [story, cast], [panels, story_status], api_name="process_text", **light)
-        panels.input(h.update_panels, [panels, cast], panels, api_name="update_panels", **light)
-        panels.select(h.select_row, None, panel_row, api_name="select_row", api_visibility="undocumented", **light)
-        add_row.click(h.add_panel, [panels, panel_row, cast], [panels, panel_row], api_name="add_panel", **light)
-        for button, fn, name in ((delete_row, h.delete_panel, "delete_panel"), (row_up, h.move_panel_up, "move_panel_up"),
-                                 (row_down, h.move_panel_down, "move_panel_down")):  # fmt: skip
-            button.click(fn, [panels, panel_row, cast], [panels, panel_row], api_name=name, **light)
-
-        # -- events: generate
-        comic_out = [page, panel_tiles, downloads, record, comic_status, session]
-        generate.click(h.generate, [panels, cast, styles, free_style, title, seed, render_steps], comic_out,
-                       api_name="generate", **device)  # fmt: skip
-        panel_tiles.select(h.select_panel, None, panel_number, api_name="select_panel",
-                           api_visibility="undocumented", **light)  # fmt: skip
-        regenerate.click(h.regenerate_panel, [panel_number, session], comic_out, api_name="regenerate_panel", **device)
+        ui = SimpleNamespace(pending=gr.State([]), awaiting=gr.State([]), seen=gr.State(None), session=gr.State(None))
+        _header(services)
+        _cast_section(ui, services)
+        _story_section(ui)
+        _style_section(ui, services)
+        _generate_section(ui)
+        ui.timer = gr.Timer(1.0)
+        _wire_cast(demo, ui, h)
+        _wire_story(ui, h)
+        _wire_generate(ui, h)
     return demo
+
+
+def _header(services: Services) -> None:
+    import gradio as gr
+
+    model = services.model
+    gr.Markdown(f"# {TITLE}\n{INTRO}\n\nBase model: `{model.source}`")
+    if model.is_tiny:
+        gr.Markdown(f"⚠ **Test mode** — StoryFace is {model.notice}.", elem_id="tiny-banner")
+
+
+def _step(title: str) -> None:
+    import gradio as gr
+
+    with gr.Group(elem_classes="sf-step"):
+        gr.Markdown(f"## {title}")
+
+
+def _cast_section(ui: SimpleNamespace, services: Services) -> None:
+    """Photo, name and consent side by side; the list to train; jobs; the library and the cast."""
+    import gradio as gr
+
+    from .handlers import JOB_HEADERS, MAX_TRAIN_STEPS
+
+    _step("1 · Cast")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=220):
+            ui.photo = gr.Image(label="Photo (one face)", type="filepath", image_mode=None,
+                                sources=["upload", "clipboard"], height=240, elem_id="photo")  # fmt: skip
+        with gr.Column(scale=2, min_width=220):
+            ui.person_name = gr.Textbox(label="Full name", placeholder="e.g. Grace Hopper", elem_id="person-name")
+            ui.consent = gr.Checkbox(label="This person agreed to have their face learned", elem_id="consent")
+            ui.add_person = gr.Button("Add person", elem_id="add-person")
+        with gr.Column(scale=3, min_width=260):
+            ui.pending_faces = gr.Gallery(label="To train", columns=4, height=200, fit_columns=False,
+                                          allow_preview=False, elem_id="pending")  # fmt: skip
+            ui.train_steps = gr.Slider(1, MAX_TRAIN_STEPS, value=services.train_steps, step=1,
+                                       label="Training steps", elem_id="train-steps")  # fmt: skip
+            with gr.Row():
+                ui.clear_people = gr.Button("Clear list", size="sm", elem_id="clear-people")
+                ui.train = gr.Button("Train", variant="primary", elem_id="train")
+    ui.train_status = gr.Markdown(elem_id="train-status")
+    ui.jobs = gr.Dataframe(headers=JOB_HEADERS, datatype="str", type="array", interactive=False,
+                           label="Training jobs", max_height=220, elem_id="jobs")  # fmt: skip
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            ui.library = gr.Gallery(label="Library — click a face to add or remove them from the cast", columns=6,
+                                    height=230, fit_columns=False, allow_preview=False, object_fit="cover",
+                                    elem_id="library")  # fmt: skip
+        with gr.Column(scale=2):
+            ui.cast = gr.Dropdown(choices=[], value=[], multiselect=True, allow_custom_value=True, label="Cast",
+                                  info="Who the story is about", elem_id="cast")  # fmt: skip
+            ui.refresh = gr.Button("Refresh library", size="sm", elem_id="refresh-library")
+            with gr.Accordion("Identity files (.safetensors) of the cast, or of everyone", open=False):
+                ui.export = gr.Button("Prepare download", size="sm", elem_id="export-ids")
+                ui.identity_files = gr.File(show_label=False, file_count="multiple", interactive=False, height=120,
+                                            elem_id="identity-files")  # fmt: skip
+
+
+def _story_section(ui: SimpleNamespace) -> None:
+    """The story box and the editable panel list (one row a sentence)."""
+    import gradio as gr
+
+    from .handlers import PANEL_HEADERS
+
+    _step("2 · Story")
+    ui.story = gr.Textbox(label="Story", lines=5, placeholder=STORY_PLACEHOLDER, elem_id="story")
+    ui.process = gr.Button("Process text", variant="primary", elem_id="process-text")
+    ui.story_status = gr.Markdown(elem_id="story-status")
+    ui.panels = gr.Dataframe(headers=PANEL_HEADERS, datatype="str", type="array", interactive=True,
+                             show_row_numbers=True, static_columns=[1], wrap=True, column_widths=["70%", "30%"],
+                             label="Panels — one sentence each; edit a cell to change it", elem_id="panels-table")  # fmt: skip
+    with gr.Row():
+        ui.panel_row = gr.Number(label="Row", precision=0, minimum=1, scale=1, min_width=90,
+                                 placeholder="click a row", elem_id="panel-row")  # fmt: skip
+        ui.add_row = gr.Button("Add row", size="sm", elem_id="add-row")
+        ui.delete_row = gr.Button("Delete row", size="sm", elem_id="delete-row")
+        ui.row_up = gr.Button("Move up", size="sm", elem_id="row-up")
+        ui.row_down = gr.Button("Move down", size="sm", elem_id="row-down")
+
+
+def _style_section(ui: SimpleNamespace, services: Services) -> None:
+    import gradio as gr
+
+    from ..story.styles import STYLE_PRESETS
+    from .handlers import MAX_RENDER_STEPS
+
+    _step("3 · Style")
+    with gr.Row():
+        ui.styles = gr.Dropdown(choices=list(STYLE_PRESETS), value=["comic style"], multiselect=True,
+                                label="Style presets", scale=2, elem_id="styles")  # fmt: skip
+        ui.free_style = gr.Textbox(label="Your own style words", placeholder="e.g. pastel colours, rainy night",
+                                   scale=2, elem_id="free-style")  # fmt: skip
+    with gr.Accordion("Page settings", open=False):
+        with gr.Row():
+            ui.title = gr.Textbox(label="Title (optional)", elem_id="title")
+            ui.seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, elem_id="seed")
+            ui.render_steps = gr.Slider(1, MAX_RENDER_STEPS, value=services.render_steps, step=1,
+                                        label="Render steps", elem_id="render-steps")  # fmt: skip
+
+
+def _generate_section(ui: SimpleNamespace) -> None:
+    """The page, its panels (pick one to redraw), downloads and the record."""
+    import gradio as gr
+
+    _step("4 · Generate")
+    ui.generate = gr.Button("Generate comic", variant="primary", size="lg", elem_id="generate")
+    ui.comic_status = gr.Markdown(label="Status", elem_id="comic-status")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            ui.page = gr.Image(label="Comic page", type="filepath", interactive=False, format="png",
+                               buttons=["download", "fullscreen"], elem_id="page")  # fmt: skip
+        with gr.Column(scale=2):
+            ui.panel_tiles = gr.Gallery(label="Panels — click one to pick it", columns=4, height=260,
+                                        fit_columns=False, allow_preview=False, elem_id="panel-gallery")  # fmt: skip
+            with gr.Row():
+                ui.panel_number = gr.Number(label="Panel", precision=0, minimum=1, min_width=90,
+                                            placeholder="click a panel", elem_id="panel-number")  # fmt: skip
+                ui.regenerate = gr.Button("Redraw this panel (new seed)", elem_id="regenerate")
+            ui.downloads = gr.File(label="Download the page (PNG, PDF)", file_count="multiple", interactive=False,
+                                   elem_id="downloads")  # fmt: skip
+    with gr.Accordion("Record (prompts, seeds, identities)", open=False):
+        ui.record = gr.JSON(label="Record", elem_id="record")
+
+
+def _wire_cast(demo: gr.Blocks, ui: SimpleNamespace, h: Handlers) -> None:
+    ui.add_person.click(h.add_person, [ui.photo, ui.person_name, ui.consent, ui.pending],
+                        [ui.pending, ui.pending_faces, ui.photo, ui.person_name, ui.consent],
+                        api_name="add_person", **LIGHT)  # fmt: skip
+    ui.clear_people.click(h.clear_people, None, [ui.pending, ui.pending_faces], api_name="clear_people", **LIGHT)
+    ui.train.click(h.train, [ui.train_steps, ui.pending, ui.awaiting],
+                   [ui.pending, ui.pending_faces, ui.jobs, ui.train_status, ui.awaiting], api_name="train", **LIGHT)  # fmt: skip
+    ui.refresh.click(h.library, [ui.cast], [ui.library, ui.cast], api_name="library", **LIGHT)
+    demo.load(h.library, [ui.cast], [ui.library, ui.cast], api_name="load_library", api_visibility="undocumented",
+              **LIGHT)  # fmt: skip
+    demo.load(h.jobs, None, ui.jobs, api_name="jobs", **LIGHT)
+    ui.timer.tick(h.poll, [ui.cast, ui.awaiting, ui.seen], [ui.jobs, ui.library, ui.cast, ui.awaiting, ui.seen],
+                  api_name="poll", api_visibility="undocumented", show_progress="hidden", **LIGHT)  # fmt: skip
+    ui.library.select(h.toggle_cast, [ui.cast], ui.cast, api_name="toggle_cast", api_visibility="undocumented",
+                      **LIGHT)  # fmt: skip
+    ui.cast.input(h.set_cast, [ui.cast], ui.cast, api_name="set_cast", **LIGHT)
+    ui.export.click(h.export_identities, [ui.cast], ui.identity_files, api_name="export_identities", **LIGHT)
+
+
+def _wire_story(ui: SimpleNamespace, h: Handlers) -> None:
+    ui.process.click(h.process_text, [ui.story, ui.cast], [ui.panels, ui.story_status], api_name="process_text",
+                     **LIGHT)  # fmt: skip
+    ui.panels.input(h.update_panels, [ui.panels, ui.cast], ui.panels, api_name="update_panels", **LIGHT)
+    ui.panels.select(h.select_row, None, ui.panel_row, api_name="select_row", api_visibility="undocumented", **LIGHT)
+    edits = (
+        (ui.add_row, h.add_panel, "add_panel"),
+        (ui.delete_row, h.delete_panel, "delete_panel"),
+        (ui.row_up, h.move_panel_up, "move_panel_up"),
+        (ui.row_down, h.move_panel_down, "move_panel_down"),
+    )
+    for button, fn, name in edits:
+        button.click(fn, [ui.panels, ui.panel_row, ui.cast], [ui.panels, ui.panel_row], api_name=name, **LIGHT)
+
+
+def _wire_generate(ui: SimpleNamespace, h: Handlers) -> None:
+    comic = [ui.page, ui.panel_tiles, ui.downloads, ui.record, ui.comic_status, ui.session]
+    settings = [ui.panels, ui.cast, ui.styles, ui.free_style, ui.title, ui.seed, ui.render_steps]
+    ui.generate.click(h.generate, settings, comic, api_name="generate", **DEVICE)
+    ui.panel_tiles.select(h.select_panel, None, ui.panel_number, api_name="select_panel",
+                          api_visibility="undocumented", **LIGHT)  # fmt: skip
+    ui.regenerate.click(h.regenerate_panel, [ui.panel_number, ui.session], comic, api_name="regenerate_panel", **DEVICE)
 
 
 # -- serving -----------------------------------------------------------------------------------
