@@ -467,7 +467,9 @@ def eval_comic(
 @friendly_errors
 def ui(
     model: ModelOpt = DEFAULT_MODEL,
-    host: Annotated[str, typer.Option(help="Interface to bind; anything but localhost needs --auth.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to bind (default: this machine only); any other needs STORYFACE_AUTH=user:password.")
+    ] = "127.0.0.1",
     port: int = 7860,
     data_dir: DataDirOpt = None,
 ) -> None:
