@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUTH_ENV = "STORYFACE_AUTH"
+MAX_UPLOAD = "25mb"  # faces.io.MAX_BYTES: Gradio refuses a bigger upload before it reaches the disk
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 TITLE = "StoryFace"
 INTRO = (
@@ -71,6 +72,17 @@ def resolve_auth(host: str, auth: str | tuple[str, str] | None, env: Mapping[str
             f"see the faces in your library. Set {AUTH_ENV}=user:password (or keep the default host 127.0.0.1)"
         )
     return auth
+
+
+def _say_where(host: str, url: str, login: tuple[str, str] | None) -> None:
+    """At start, say who can reach the page: a warning when it is open beyond this machine."""
+    if host in LOCAL_HOSTS:
+        log.info("StoryFace serves %s on this machine only (host %s)%s", url, host, " with sign-in" if login else "")
+    else:
+        log.warning(
+            "StoryFace serves %s on %s: reachable from other machines, sign-in as %r required (%s)",
+            url, host, login[0] if login else "?", AUTH_ENV,
+        )  # fmt: skip
 
 
 # -- the page ----------------------------------------------------------------------------------
@@ -124,13 +136,14 @@ def _cast_section(ui: SimpleNamespace, services: Services) -> None:
     """Photo, name and consent side by side; the list to train; jobs; the library and the cast."""
     import gradio as gr
 
+    from .components import PhotoInput
     from .handlers import JOB_HEADERS, MAX_TRAIN_STEPS
 
     _step("1 · Cast")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=220):
-            ui.photo = gr.Image(label="Photo (one face)", type="filepath", image_mode=None,
-                                sources=["upload", "clipboard"], height=240, elem_id="photo")  # fmt: skip
+            ui.photo = PhotoInput(label="Photo (one face)", type="filepath", image_mode=None,
+                                  sources=["upload", "clipboard"], height=240, elem_id="photo")  # fmt: skip
         with gr.Column(scale=2, min_width=220):
             ui.person_name = gr.Textbox(label="Full name", placeholder="e.g. Grace Hopper", elem_id="person-name")
             ui.consent = gr.Checkbox(label="This person agreed to have their face learned", elem_id="consent")
@@ -143,7 +156,7 @@ def _cast_section(ui: SimpleNamespace, services: Services) -> None:
             with gr.Row():
                 ui.clear_people = gr.Button("Clear list", size="sm", elem_id="clear-people")
                 ui.train = gr.Button("Train", variant="primary", elem_id="train")
-    ui.train_status = gr.Markdown(elem_id="train-status")
+    ui.cast_status = gr.Markdown(min_height=36, elem_id="cast-status")
     ui.jobs = gr.Dataframe(headers=JOB_HEADERS, datatype="str", type="array", interactive=False,
                            label="Training jobs", max_height=220, elem_id="jobs")  # fmt: skip
     with gr.Row(equal_height=False):
@@ -170,7 +183,7 @@ def _story_section(ui: SimpleNamespace) -> None:
     _step("2 · Story")
     ui.story = gr.Textbox(label="Story", lines=5, placeholder=STORY_PLACEHOLDER, elem_id="story")
     ui.process = gr.Button("Process text", variant="primary", elem_id="process-text")
-    ui.story_status = gr.Markdown(elem_id="story-status")
+    ui.story_status = gr.Markdown(min_height=36, elem_id="story-status")
     ui.panels = gr.Dataframe(headers=PANEL_HEADERS, datatype="str", type="array", interactive=True,
                              show_row_numbers=True, static_columns=[1], wrap=True, column_widths=["70%", "30%"],
                              label="Panels — one sentence each; edit a cell to change it", elem_id="panels-table")  # fmt: skip
@@ -209,7 +222,7 @@ def _generate_section(ui: SimpleNamespace) -> None:
 
     _step("4 · Generate")
     ui.generate = gr.Button("Generate comic", variant="primary", size="lg", elem_id="generate")
-    ui.comic_status = gr.Markdown(label="Status", elem_id="comic-status")
+    ui.comic_status = gr.Markdown(min_height=48, elem_id="comic-status")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             ui.page = gr.Image(label="Comic page", type="filepath", interactive=False, format="png",
@@ -228,12 +241,14 @@ def _generate_section(ui: SimpleNamespace) -> None:
 
 
 def _wire_cast(demo: gr.Blocks, ui: SimpleNamespace, h: Handlers) -> None:
+    # Progress and error badges go on the section's status line, never over what the user typed.
+    at = {**LIGHT, "show_progress_on": ui.cast_status}
     ui.add_person.click(h.add_person, [ui.photo, ui.person_name, ui.consent, ui.pending],
                         [ui.pending, ui.pending_faces, ui.photo, ui.person_name, ui.consent],
-                        api_name="add_person", **LIGHT)  # fmt: skip
-    ui.clear_people.click(h.clear_people, None, [ui.pending, ui.pending_faces], api_name="clear_people", **LIGHT)
+                        api_name="add_person", **at)  # fmt: skip
+    ui.clear_people.click(h.clear_people, None, [ui.pending, ui.pending_faces], api_name="clear_people", **at)
     ui.train.click(h.train, [ui.train_steps, ui.pending, ui.awaiting],
-                   [ui.pending, ui.pending_faces, ui.jobs, ui.train_status, ui.awaiting], api_name="train", **LIGHT)  # fmt: skip
+                   [ui.pending, ui.pending_faces, ui.jobs, ui.cast_status, ui.awaiting], api_name="train", **at)  # fmt: skip
     ui.refresh.click(h.library, [ui.cast], [ui.library, ui.cast], api_name="library", **LIGHT)
     demo.load(h.library, [ui.cast], [ui.library, ui.cast], api_name="load_library", api_visibility="undocumented",
               **LIGHT)  # fmt: skip
@@ -242,14 +257,14 @@ def _wire_cast(demo: gr.Blocks, ui: SimpleNamespace, h: Handlers) -> None:
                   api_name="poll", api_visibility="undocumented", show_progress="hidden", **LIGHT)  # fmt: skip
     ui.library.select(h.toggle_cast, [ui.cast], ui.cast, api_name="toggle_cast", api_visibility="undocumented",
                       **LIGHT)  # fmt: skip
-    ui.cast.input(h.set_cast, [ui.cast], ui.cast, api_name="set_cast", **LIGHT)
-    ui.export.click(h.export_identities, [ui.cast], ui.identity_files, api_name="export_identities", **LIGHT)
+    ui.cast.input(h.set_cast, [ui.cast], ui.cast, api_name="set_cast", **at)
+    ui.export.click(h.export_identities, [ui.cast], ui.identity_files, api_name="export_identities", **at)
 
 
 def _wire_story(ui: SimpleNamespace, h: Handlers) -> None:
-    ui.process.click(h.process_text, [ui.story, ui.cast], [ui.panels, ui.story_status], api_name="process_text",
-                     **LIGHT)  # fmt: skip
-    ui.panels.input(h.update_panels, [ui.panels, ui.cast], ui.panels, api_name="update_panels", **LIGHT)
+    at = {**LIGHT, "show_progress_on": ui.story_status}
+    ui.process.click(h.process_text, [ui.story, ui.cast], [ui.panels, ui.story_status], api_name="process_text", **at)
+    ui.panels.input(h.update_panels, [ui.panels, ui.cast], ui.panels, api_name="update_panels", **at)
     ui.panels.select(h.select_row, None, ui.panel_row, api_name="select_row", api_visibility="undocumented", **LIGHT)
     edits = (
         (ui.add_row, h.add_panel, "add_panel"),
@@ -258,16 +273,17 @@ def _wire_story(ui: SimpleNamespace, h: Handlers) -> None:
         (ui.row_down, h.move_panel_down, "move_panel_down"),
     )
     for button, fn, name in edits:
-        button.click(fn, [ui.panels, ui.panel_row, ui.cast], [ui.panels, ui.panel_row], api_name=name, **LIGHT)
+        button.click(fn, [ui.panels, ui.panel_row, ui.cast], [ui.panels, ui.panel_row], api_name=name, **at)
 
 
 def _wire_generate(ui: SimpleNamespace, h: Handlers) -> None:
     comic = [ui.page, ui.panel_tiles, ui.downloads, ui.record, ui.comic_status, ui.session]
     settings = [ui.panels, ui.cast, ui.styles, ui.free_style, ui.title, ui.seed, ui.render_steps]
-    ui.generate.click(h.generate, settings, comic, api_name="generate", **DEVICE)
+    at = {**DEVICE, "show_progress_on": ui.comic_status}  # the last page stays visible while drawing
+    ui.generate.click(h.generate, settings, comic, api_name="generate", **at)
     ui.panel_tiles.select(h.select_panel, None, ui.panel_number, api_name="select_panel",
                           api_visibility="undocumented", **LIGHT)  # fmt: skip
-    ui.regenerate.click(h.regenerate_panel, [ui.panel_number, ui.session], comic, api_name="regenerate_panel", **DEVICE)
+    ui.regenerate.click(h.regenerate_panel, [ui.panel_number, ui.session], comic, api_name="regenerate_panel", **at)
 
 
 # -- serving -----------------------------------------------------------------------------------
@@ -314,11 +330,13 @@ def launch(
             allowed_paths=[str(services.comics_dir), str(services.exports_dir)], ssr_mode=False, pwa=False,
             mcp_server=False, enable_monitoring=False, footer_links=["api"], theme=_theme(), css=CSS,
             auth_message="StoryFace: sign in with the user and password from STORYFACE_AUTH.",
+            max_file_size=MAX_UPLOAD,
         )  # fmt: skip
     except BaseException:
         services.close()
         raise
     running = RunningApp(demo, services, url)
+    _say_where(host, url, login)
     if block:
         log.info("StoryFace is serving on %s", url)
         try:
