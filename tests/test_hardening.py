@@ -66,13 +66,15 @@ def random_identity(name: str, seed: int, widths: tuple[int, int] = (32, 64)) ->
     return Identity(name, "sdxl", rows, {"tiny": "true"})
 
 
-def fill_library(root: Path, photos: list[Path]) -> IdentityLibrary:
+def fill_library(root: Path, photos: list[Path], queued: bool = True) -> IdentityLibrary:
     """Two people (tiny-model identities with their real headshots) and a queue with one job."""
     library = IdentityLibrary(root)
     for i, (name, photo) in enumerate(zip(CAST, photos)):
         with Image.open(photo) as im:
             library.add(random_identity(name, i), im.convert("RGB"), consent_by=name)
-    JobQueue(library).submit(photos[0], "Queued Person", "tiny", {"steps": 1}, consent_by="Queued Person")
+    queue = JobQueue(library)
+    if queued:  # not for the web app: its worker would train it
+        queue.submit(photos[0], "Queued Person", "tiny", {"steps": 1}, consent_by="Queued Person")
     return library
 
 
@@ -105,8 +107,8 @@ def files(tmp_path_factory, grace_hopper_path, two_faces_path) -> dict[str, Path
     write("bomb.png", png_claiming(30_000, 30_000))  # 900 Mpx: over Pillow's own bomb limit
     write("corrupt.png", b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 64)
     huge = d / "huge.jpg"
-    with open(huge, "wb") as f:  # sparse: 26 MB on paper, nothing on disk
-        f.truncate(26_000_000)
+    with open(huge, "wb") as f:  # sparse: 30 MB on paper, nothing on disk
+        f.truncate(30_000_000)
     made["huge"] = huge
     Image.new("RGB", (32, 32), "white").save(d / "thumb.png")
     made["thumb"] = d / "thumb.png"
@@ -184,6 +186,33 @@ def comic_of(sentences: tuple[str, ...], **kwargs) -> Callable:
     return fn
 
 
+def ui(api_name: str, *args: object) -> Callable:
+    """Call a web-app endpoint with gradio_client; file arguments are ``{key}`` of ``files``."""
+
+    def run(ctx: Context) -> str:
+        from gradio_client import handle_file
+        from gradio_client.exceptions import AppError
+
+        def arg(a: object) -> object:
+            if isinstance(a, str) and a.startswith("{") and a.endswith("}"):
+                return handle_file(str(ctx.files[a[1:-1]]))
+            return a
+
+        with pytest.raises((AppError, ValueError)) as info:  # ValueError: an upload the server refused
+            ctx.client.predict(*map(arg, args), api_name=f"/{api_name}")
+        return " ".join(str(info.value).split())
+
+    return run
+
+
+def rows_of(*sentences: str) -> dict:
+    return {"headers": ["sentence", "characters"], "data": [[s, ""] for s in sentences], "metadata": None}
+
+
+def generate(*sentences: str, free_style: str = "") -> Callable:
+    return ui("generate", rows_of(*sentences), CAST, [], free_style, "", 0, 1)
+
+
 TRAIN = ("train", "{grace}", "--model", "tiny", "--steps", "1")
 COMIC = ("comic", "--identity", "Grace Hopper", "--model", "tiny", "--steps", "1", "--backend", "offline", "--out", "{out}")
 
@@ -203,7 +232,7 @@ ROWS = [
     Row("cli", "48 megapixels", "the limit is 40 Mpx", cli("train", "{big_pixels}", "--name", "A B", "--consent-by", "Me")),
     Row("cli", "a decompression bomb", "too many pixels", cli("train", "{bomb}", "--name", "A B", "--consent-by", "Me")),
     Row("cli", "a corrupt PNG", "corrupt", cli("train", "{corrupt}", "--name", "A B", "--consent-by", "Me")),
-    Row("cli", "a 26 MB photo", "the limit is 25 MB", cli("train", "{huge}", "--name", "A B", "--consent-by", "Me")),
+    Row("cli", "a 30 MB photo", "the limit is 25 MB", cli("train", "{huge}", "--name", "A B", "--consent-by", "Me")),
     Row("cli", "a 32x32 thumbnail", "only 32x32 px", cli("train", "{thumb}", "--name", "A B", "--consent-by", "Me")),
     Row("cli", "a face 36 px wide", "px wide", cli("train", "{tiny_face}", "--name", "A B", "--consent-by", "Me")),
     Row("cli", "two faces", "Found 2 faces", cli("train", "{two_faces}", "--name", "A B", "--consent-by", "Me")),
@@ -258,6 +287,28 @@ ROWS = [
         api(lambda ctx: JobQueue(ctx.library).submit(ctx.files["big_pixels"], "Ann Smith", "tiny", consent_by="Me"))),
     Row("api", "JobQueue.submit: a name with a NUL", "control",
         api(lambda ctx: JobQueue(ctx.library).submit(ctx.files["grace"], "Ann\x00", "tiny", consent_by="Me"))),
+    # -- web app ----------------------------------------------------------------------------------
+    Row("ui", "add a person without the consent tick", "tick the consent box", ui("add_person", "{grace}", "Ann Smith", False)),
+    Row("ui", "a name with a path", "contains a slash", ui("add_person", "{grace}", "../etc/passwd", True)),
+    Row("ui", "a name with a control character", "control characters", ui("add_person", "{grace}", "Ann\x1bSmith", True)),
+    Row("ui", "a name with a zero-width space", "invisible", ui("add_person", "{grace}", "Ann\u200bSmith", True)),
+    Row("ui", "a name already in the library", "already in the library", ui("add_person", "{grace}", "eileen COLLINS", True)),
+    Row("ui", "a text file as the photo", "not an image StoryFace can read", ui("add_person", "{notes}", "Ann Smith", True)),
+    Row("ui", "a decompression bomb", "too many pixels", ui("add_person", "{bomb}", "Ann Smith", True)),
+    Row("ui", "a face 36 px wide", "px wide", ui("add_person", "{tiny_face}", "Ann Smith", True)),
+    Row("ui", "two faces", "Found 2 faces", ui("add_person", "{two_faces}", "Ann Smith", True)),
+    Row("ui", "a 30 MB upload", "exceeds the maximum file size", ui("add_person", "{huge}", "Ann Smith", True)),
+    Row("ui", "train with nobody on the list", "add at least one person", ui("train", 3)),
+    Row("ui", "a story over 20,000 characters", "the limit is 20,000",
+        ui("process_text", "Grace Hopper fixed the relay. " * 700, CAST)),
+    Row("ui", "the seed's 'naked' panel", "content policy (real people", generate("Grace Hopper waves.", "Grace Hopper naked.")),
+    Row("ui", "'naked' with dots and leetspeak", "n4k3d, read as naked", generate("Eileen Collins n.4.k.3.d on the beach.")),
+    Row("ui", "'naked' with a Cyrillic letter", "nudity or undressing", generate("Grace Hopper nаked.")),
+    Row("ui", "undressing phrase", "took off all her clothes", generate("Grace Hopper took off all her clothes.")),
+    Row("ui", "sexual words in the free style", "sexual content", generate("Grace Hopper waves.", free_style="nsfw, s e x y")),
+    Row("ui", "a sexualised minor", "(minors)", generate("Grace Hopper as a sexy schoolgirl.")),
+    Row("ui", "30 panels", "more than a page holds", generate(*["Grace Hopper waves."] * 30)),
+    Row("ui", "a 2,000-character panel", "keep a panel sentence under", generate("Grace Hopper " + "waves " * 330)),
 ]
 
 
@@ -268,6 +319,7 @@ class Context:
     files: dict[str, Path]
     library: IdentityLibrary
     renderer: Renderer
+    client: object = None  # gradio_client.Client of the web app, whose data folder is ``home``
 
 
 @pytest.fixture(scope="module")
@@ -278,18 +330,56 @@ def ctx(tmp_path_factory, files, grace_hopper_path, astronaut_path) -> Context:
     return Context(home, tmp_path_factory.mktemp("outs") / "comic", files, library, Renderer(load_model("tiny", device="cpu")))
 
 
-@pytest.mark.parametrize("row", [r for r in ROWS if r.door in ("cli", "api")], ids=lambda r: f"{r.door}: {r.what}")
-def test_bad_input_gives_a_clear_error_and_changes_nothing(ctx, row):
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory, files, grace_hopper_path, astronaut_path):
+    """The web app on the tiny model, bound to 127.0.0.1, with its own library of the same two people."""
+    pytest.importorskip("gradio_client")
+    from gradio_client import Client
+
+    from storyface.app.ui import launch
+
+    home = tmp_path_factory.mktemp("web-home")
+    library = fill_library(home, [grace_hopper_path, astronaut_path], queued=False)
+    running = launch(load_model("tiny", device="cpu"), port=free_port(), data_dir=home, block=False, render_steps=1)
+    client = Client(running.url, verbose=False)
+    yield Context(home, home / "comics", {**files, "grace": grace_hopper_path}, library, running.services.renderer, client)
+    running.close()
+
+
+def door(request: pytest.FixtureRequest, row: Row) -> Context:
+    return request.getfixturevalue("web" if row.door == "ui" else "ctx")
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r.door}: {r.what}")
+def test_bad_input_gives_a_clear_error_and_changes_nothing(request, row):
+    ctx = door(request, row)
     before = snapshot(ctx.home)
     message = row.run(ctx)
     assert row.expect in message, message
     assert "Traceback" not in message
     assert snapshot(ctx.home) == before
-    assert not ctx.out.exists()
+    if row.door != "ui":
+        assert not ctx.out.exists()
 
 
 def test_the_table_is_big_enough_and_the_library_still_works(ctx):
-    assert len(ROWS) >= 25 and {r.door for r in ROWS} >= {"cli", "api"}
+    assert len(ROWS) >= 25 and {r.door for r in ROWS} == {"cli", "api", "ui"}
     assert [r.name for r in ctx.library.list()] == CAST
     prompts = plan_prompts(ctx.renderer, panels("Grace Hopper fixed the relay."), [ctx.library.load("Grace Hopper")])
     assert "<grace-hopper>" in prompts[0].prompt
+
+
+def test_the_server_itself_refuses_an_upload_over_the_limit(web):
+    """gradio_client checks the size before sending; a hand-made request meets the server's own limit."""
+    import httpx
+
+    url = web.client.src.rstrip("/") + "/gradio_api/upload"
+    assert httpx.post(url, files={"files": ("x.jpg", b"\0" * 1000)}, timeout=30).status_code == 200
+    response = httpx.post(url, files={"files": ("x.jpg", b"\0" * 27_000_000)}, timeout=60)
+    assert response.status_code == 413 and "maximum allowed size" in response.text
