@@ -79,6 +79,8 @@ def test_browser_cast_story_generate(app, page, astronaut_path, tmp_path):
     # bad input: a clear message in the page, nothing else happens
     page.locator("#add-person").click()
     expect(page.get_by_text("upload a photo of the person first")).to_be_visible()
+    page.locator(".toast-close").first.click()
+    expect(page.get_by_text("upload a photo of the person first")).to_be_hidden()
     # 1. cast: photo + name + consent, add, train; the finished identity joins the library and the cast
     page.locator("#photo input[type=file]").set_input_files(str(astronaut_path))
     expect(page.locator("#photo img")).to_be_visible()
