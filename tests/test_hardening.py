@@ -383,3 +383,17 @@ def test_the_server_itself_refuses_an_upload_over_the_limit(web):
     assert httpx.post(url, files={"files": ("x.jpg", b"\0" * 1000)}, timeout=30).status_code == 200
     response = httpx.post(url, files={"files": ("x.jpg", b"\0" * 27_000_000)}, timeout=60)
     assert response.status_code == 413 and "maximum allowed size" in response.text
+
+
+def test_start_message_says_who_can_reach_the_app(caplog):
+    import logging
+
+    from storyface.app.ui import _say_where
+
+    with caplog.at_level(logging.INFO, logger="storyface.app.ui"):
+        _say_where("127.0.0.1", "http://127.0.0.1:7860/", None)
+        _say_where("0.0.0.0", "http://0.0.0.0:7860/", ("ann", "s3cret"))
+    local, network = caplog.records
+    assert local.levelname == "INFO" and "this machine only" in local.getMessage()
+    assert network.levelname == "WARNING" and "reachable from other machines" in network.getMessage()
+    assert "'ann'" in network.getMessage() and "s3cret" not in network.getMessage()
