@@ -294,7 +294,73 @@ def compile_train_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]
     return rows
 
 
+def vae_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
+    """The decoder's mid-block attention hands back a channels_last-strided tensor; what does it cost?"""
+    dev, vae = model.device, model.pipe.vae
+    lat = torch.randn(plan.panels, 4, plan.side // 8, plan.side // 8, device=dev, dtype=model.dtype)
+    rows = []
+
+    def decode(fn=None) -> Callable[[], None]:
+        def call() -> None:
+            with torch.inference_mode():
+                (fn or vae.decode)(lat)
+
+        return call
+
+    rows.append((f"VAE decode {plan.panels} x {plan.side}², default", f"{_per_call(dev, decode(), 1, 3) * 1e3:.0f} ms"))
+    hook = vae.decoder.mid_block.register_forward_hook(lambda m, i, out: out.contiguous())
+    rows.append((f"VAE decode {plan.panels} x {plan.side}², mid-block output made contiguous (hook)",
+                 f"{_per_call(dev, decode(), 1, 3) * 1e3:.0f} ms"))
+    if dev.type == "cuda":
+        rows += _profile(dev, decode(), "VAE decode with hook", out_dir)
+    hook.remove()
+    if dev.type == "cuda":
+        compiled = torch.compile(vae.decoder)
+        t0 = time.perf_counter()
+        decode(compiled)()
+        torch.cuda.synchronize()
+        first = time.perf_counter() - t0
+        rows.append((f"VAE decoder {plan.panels} x {plan.side}², torch.compile (no hook)",
+                     f"{_per_call(dev, decode(compiled), 1, 3) * 1e3:.0f} ms; first call {first:.1f} s"))
+    return rows
+
+
+def overhead4_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
+    """Seconds outside the steps when several identities train together, in a warm process."""
+    from storyface.identity import train as T
+    from storyface.identity.tokens import load_into_pipeline
+
+    dev, rows = model.device, []
+    for n in sorted({1, plan.together}):
+        cfg = plan.train_config(plan.steps).resolved(model)
+        parts: dict[str, float] = {}
+        _reset(dev)
+
+        def clock(name: str, fn: Callable[[], object]) -> object:
+            torch.cuda.synchronize() if dev.type == "cuda" else None
+            t0 = time.perf_counter()
+            out = fn()
+            torch.cuda.synchronize() if dev.type == "cuda" else None
+            parts[name] = time.perf_counter() - t0
+            return out
+
+        priors, batch = clock("_prepare", lambda: T._prepare(model, subjects[:n], cfg))
+        clock("probe_loss", lambda: T.probe_loss(model, priors, batch, cfg))
+        step = clock("_make_step (warm-up + capture)", lambda: T._make_step(model, priors, batch, cfg))
+        clock("10 steps", lambda: [step() for _ in range(10)])
+        idents = clock("_identity", lambda: [T._identity(s, p, model, cfg, {}) for s, p in zip(subjects, priors)])
+        clock("load_into_pipeline (replace rows)", lambda: [load_into_pipeline(model, i) for i in idents])
+        rows += [(f"overhead, {n} id(s), warm: {k}", f"{v:.2f} s") for k, v in parts.items()]
+        if dev.type == "cuda":
+            rows.append((f"overhead, {n} id(s): peak memory", f"{_peak_gib(dev):.2f} GiB allocated, "
+                         f"{torch.cuda.max_memory_reserved() / 2**30:.2f} GiB reserved"))
+        del step
+    return rows
+
+
 GROUPS = {
+    "vae": vae_group,
+    "overhead4": overhead4_group,
     "train": lambda m, p, s, o: train_step_variants(m, p, s),
     "render": lambda m, p, s, o: render_variants(m, p),
     "profile": profile_group,

@@ -58,8 +58,8 @@ def warm_up(
 ) -> None:
     """Run ``steps`` steps, then undo them: parameters, optimizer moments and ``generator`` as before.
 
-    Warm-up makes lazy state (AdamW moments, cuBLAS workspaces) outside any graph; on CUDA it runs
-    on a side stream, as graph capture requires.
+    Warm-up makes lazy state (AdamW moments, cuBLAS workspaces, cuDNN plans) outside any graph; one
+    step makes all of it. On CUDA it runs on a side stream, as graph capture requires.
     """
     saved, gen_state = [p.detach().clone() for p in params], generator.get_state()
     if can_graph(generator.device):
@@ -82,7 +82,7 @@ def capture_step(
     params: list[torch.Tensor],
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
-    warmup: int = 3,
+    warmup: int = 1,
 ) -> GraphedStep:
     """Warm ``step`` up, undo its effects, and capture it in a CUDA graph.
 
@@ -91,6 +91,7 @@ def capture_step(
     """
     t0 = time.perf_counter()
     gen_state = generator.get_state()
+    torch.cuda.empty_cache()  # blocks cached on the main stream can't serve the side stream
     warm_up(step, params, optimizer, generator, warmup)
     torch.cuda.empty_cache()  # the warm-up's activations: the graph gets its own pool
     graph = torch.cuda.CUDAGraph()
