@@ -189,5 +189,6 @@ def write_comic(
     manifest["references"] = refs
     (out / "comic.json").write_text(json.dumps(manifest, indent=2))
     warnings = [w for p in prompts for w in p.warnings]
-    warnings += [f"panel {i}: the model's safety checker flagged it, so it is black" for i, p in enumerate(images, 1) if p.blocked]
+    blocked = [i for i, image in enumerate(images, 1) if image.blocked]
+    warnings += [f"panel {i}: the model's safety checker flagged it, so it is black" for i in blocked]
     return Comic(out, page, files, images, prompts, panels, warnings)

@@ -23,7 +23,9 @@ def check_panel_count(panels: Sequence[Panel]) -> None:
     if not panels:
         raise StoryError("the panel script is empty: write or parse at least one sentence")
     if len(panels) > MAX_PANELS:
-        raise StoryError(f"the panel script has {len(panels)} panels; the limit is {MAX_PANELS}: split it into several comics")
+        raise StoryError(
+            f"the panel script has {len(panels)} panels; the limit is {MAX_PANELS}: split it into several comics"
+        )
     for number, panel in enumerate(panels, 1):
         if len(panel.sentence) > MAX_SENTENCE_CHARS:
             raise StoryError(
@@ -39,10 +41,13 @@ def panels_from_json(text: str, source: str = "the panel script") -> list[Panel]
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise StoryError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno}); fix it or pass the story text") from None
+        raise StoryError(
+            f"{source} is not valid JSON ({exc.msg} at line {exc.lineno}); fix it or pass the story text"
+        ) from None
     items = data.get("panels") if isinstance(data, dict) else data
     if not isinstance(items, list):
-        raise StoryError(f'{source} must hold {{"panels": [{{"sentence": "...", "characters": [...]}}]}} or a list of panels')
+        shape = '{"panels": [{"sentence": "...", "characters": [...]}]}'
+        raise StoryError(f"{source} must hold {shape} or a list of panels")
     panels = []
     for number, item in enumerate(items, 1):
         try:
