@@ -30,6 +30,7 @@ from .story.schema import Panel
 
 log = logging.getLogger(__name__)
 
+
 def learn_identities(
     model: LoadedModel,
     people: Sequence[tuple[PhotoSource, str]],
