@@ -231,7 +231,7 @@ ROWS = [
     Row("cli", "an empty photo", "is empty", cli("train", "{empty}", "--name", "A B", "--consent-by", "Me")),
     Row("cli", "48 megapixels", "the limit is 40 Mpx", cli("train", "{big_pixels}", "--name", "A B", "--consent-by", "Me")),
     Row("cli", "a decompression bomb", "too many pixels", cli("train", "{bomb}", "--name", "A B", "--consent-by", "Me")),
-    Row("cli", "a corrupt PNG", "corrupt", cli("train", "{corrupt}", "--name", "A B", "--consent-by", "Me")),
+    Row("cli", "a corrupt PNG", "looks corrupt", cli("train", "{corrupt}", "--name", "A B", "--consent-by", "Me")),
     Row("cli", "a 30 MB photo", "the limit is 25 MB", cli("train", "{huge}", "--name", "A B", "--consent-by", "Me")),
     Row("cli", "a 32x32 thumbnail", "only 32x32 px", cli("train", "{thumb}", "--name", "A B", "--consent-by", "Me")),
     Row("cli", "a face 36 px wide", "px wide", cli("train", "{tiny_face}", "--name", "A B", "--consent-by", "Me")),
