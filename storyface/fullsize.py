@@ -1,4 +1,4 @@
-"""Full-size SDXL base architecture with random weights, built from config in code.
+"""Full-size SDXL: its architecture with random weights, and a layout fix full-size decoding needs.
 
 Weights cannot be downloaded here, but speed and memory depend only on the architecture: this is
 SDXL base 1.0's UNet, both CLIP text encoders, VAE and scheduler, with the real CLIP tokenizer.
@@ -87,6 +87,25 @@ def _scheduler():
         interpolation_type="linear",
         use_karras_sigmas=False,
     )
+
+
+def _contiguous(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+    return output.contiguous()
+
+
+def contiguous_vae_mid_blocks(pipe: object) -> None:
+    """Make the VAE's mid-blocks hand back NCHW-contiguous tensors (values unchanged).
+
+    diffusers' spatial attention returns a transposed view (channels_last strides), so every later
+    GroupNorm, residual add and conv of the decoder ran on mixed layouts, with strided copies and
+    cuDNN layout conversions: a third of a 6-panel 1024x1024 decode (see BENCHMARKS.md). A forward
+    hook fixes it from outside diffusers; applying it twice is a no-op.
+    """
+    for coder in (pipe.vae.encoder, pipe.vae.decoder):
+        block = getattr(coder, "mid_block", None)
+        if block is not None and not getattr(block, "_storyface_contiguous", False):
+            block.register_forward_hook(_contiguous)
+            block._storyface_contiguous = True
 
 
 def random_sdxl_pipeline(device: torch.device | str, dtype: torch.dtype, seed: int = 0):

@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 
 from .errors import ModelError
+from .fullsize import contiguous_vae_mid_blocks, random_sdxl_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -316,8 +317,6 @@ def load_model(
         is_tiny, train_res, render = True, 128, 128
         log.info("StoryFace is %s", TINY_NOTICE)
     elif model == "random-sdxl":  # full-size architecture, random weights: for speed benchmarks
-        from .fullsize import random_sdxl_pipeline
-
         pipe = random_sdxl_pipeline(device, dtype)
         is_tiny, train_res, render = False, 512, 1024
     else:
@@ -326,6 +325,7 @@ def load_model(
         train_res = 512
         render = 1024 if family_of(pipe) == "sdxl" else 768
     _fix_eos_token_ids(pipe)
+    contiguous_vae_mid_blocks(pipe)
     pipe.to(device=device)
     if pipe.unet.dtype != dtype:
         pipe.to(dtype=dtype)

@@ -122,3 +122,22 @@ def test_graph_needs_cuda(tiny):
     priors, batch = _prepare(tiny, [subject("No Gpu", 3)], cfg)
     with pytest.raises(StoryFaceError, match="CUDA"):
         _make_step(tiny, priors, batch, cfg)
+
+
+def test_vae_mid_blocks_hand_back_contiguous_tensors_with_the_same_values(tiny):
+    """load_model hooks the VAE mid-blocks: diffusers' attention output is channels_last-strided."""
+    block = tiny.pipe.vae.decoder.mid_block
+    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    seen = []
+    probe = block.register_forward_hook(lambda m, a, out: seen.append(out.is_contiguous()))
+    with torch.no_grad():
+        hooked = tiny.pipe.vae.decode(latents).sample
+        saved = dict(block._forward_hooks)
+        block._forward_hooks.clear()
+        block.register_forward_hook(lambda m, a, out: seen.append(out.is_contiguous()))
+        plain = tiny.pipe.vae.decode(latents).sample
+        block._forward_hooks.clear()
+        block._forward_hooks.update(saved)
+    probe.remove()
+    assert seen == [True, False]  # the hook runs first and fixes what diffusers hands back
+    torch.testing.assert_close(hooked, plain)

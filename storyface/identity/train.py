@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,18 +118,28 @@ def _encode_bank(model: LoadedModel, images: np.ndarray, seed: int, chunk: int =
     return torch.cat(out)
 
 
+def _augment_banks(subjects: list[Subject], cfg: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every subject's (views, masks), in threads: PIL releases the GIL and each bank has its own seed."""
+
+    def bank(i: int) -> tuple[np.ndarray, np.ndarray]:
+        s = subjects[i]
+        return augment_bank(s.image, s.face_mask, s.hair_mask, cfg.resolution, cfg.bank_size, cfg.seed + i)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(subjects), os.cpu_count() or 1))) as pool:
+        return list(pool.map(bank, range(len(subjects))))
+
+
 def _prepare(model: LoadedModel, subjects: list[Subject], cfg: TrainConfig) -> tuple[list[IdentityPrior], _Batch]:
     """Priors (one per subject, seeded) and the static tensors of the loop."""
     names = celeb_names()
     stats = {slot.key: celeb_stats(slot, names) for slot in model.encoders}
     res = cfg.resolution
     priors, latents, weights = [], [], []
-    for i, subject in enumerate(subjects):
+    for i, (subject, (images, masks)) in enumerate(zip(subjects, _augment_banks(subjects, cfg))):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed + i)
             prior = IdentityPrior(len(subject.features), stats, cfg.mlp_hidden).to(model.device)
         priors.append(prior)
-        images, masks = augment_bank(subject.image, subject.face_mask, subject.hair_mask, res, cfg.bank_size, cfg.seed + i)
         lat = _encode_bank(model, images, cfg.seed + i)  # [K, 4, h, w]
         m = torch.nn.functional.interpolate(torch.from_numpy(masks), size=lat.shape[-2:], mode="area")  # [K, 2, h, w]
         latents.append(lat)
