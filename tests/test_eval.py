@@ -303,3 +303,17 @@ def test_eval_on_a_folder_that_is_not_a_comic_is_a_clear_error(tmp_path):
 
     result = CliRunner().invoke(app, ["eval", str(tmp_path)])
     assert result.exit_code == 2 and "no comic.json" in " ".join(result.output.split())
+
+
+def test_reference_paths_that_leave_the_comic_folder_are_ignored(tmp_path, grace_hopper_path):
+    import shutil
+
+    from storyface.eval.report import existing_references
+
+    comic = tmp_path / "comic"
+    (comic / "references").mkdir(parents=True)
+    shutil.copy(grace_hopper_path, comic / "references" / "grace.jpg")
+    shutil.copy(grace_hopper_path, tmp_path / "outside.jpg")
+    refs = {"Grace Hopper": "references/grace.jpg", "Out Side": "../outside.jpg", "Abs Olute": str(tmp_path / "outside.jpg")}
+    (comic / "comic.json").write_text(json.dumps({"panels": [], "references": refs}))
+    assert existing_references(comic) == {"Grace Hopper": "references/grace.jpg"}

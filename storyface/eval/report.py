@@ -52,14 +52,28 @@ def save_references(references: Mapping[str, ReferenceSource], out_dir: str | os
     return saved
 
 
+def recorded_references(folder: Path, manifest: Mapping[str, Any]) -> dict[str, str]:
+    """name -> relative path, for the recorded reference files that exist inside ``folder``.
+
+    A ``comic.json`` is user-editable: a path that leaves the folder (``../x``, ``/etc/x``) is ignored.
+    """
+    refs = manifest.get("references") or {}
+    root = folder.resolve()
+    if not isinstance(refs, Mapping):
+        return {}
+    return {
+        str(n): str(rel) for n, rel in refs.items()
+        if (folder / str(rel)).resolve().is_relative_to(root) and (folder / str(rel)).is_file()
+    }  # fmt: skip
+
+
 def existing_references(comic_dir: str | os.PathLike) -> dict[str, str]:
     """The reference mapping a folder already has, so rewriting a comic (one panel redone) keeps it."""
     folder = Path(comic_dir)
     try:
-        refs = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("references") or {}
+        return recorded_references(folder, json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
     except (OSError, ValueError, AttributeError):
         return {}
-    return {str(n): str(rel) for n, rel in refs.items() if (folder / str(rel)).is_file()}
 
 
 def read_manifest(comic_dir: str | os.PathLike) -> dict[str, Any]:
@@ -170,9 +184,7 @@ def evaluate_comic(
     # 1. what the folder says: panels, their characters, the reference pictures
     folder = Path(comic_dir)
     manifest = read_manifest(folder)
-    sources: dict[str, ReferenceSource] = {
-        name: folder / rel for name, rel in (manifest.get("references") or {}).items()
-    }
+    sources: dict[str, ReferenceSource] = {name: folder / rel for name, rel in recorded_references(folder, manifest).items()}
     sources.update(references or {})
     # 2. models, each loaded once
     encoder = as_encoder(encoder)
