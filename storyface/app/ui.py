@@ -102,7 +102,8 @@ def build_demo(services: Services) -> gr.Blocks:
     from .handlers import Handlers
 
     h = Handlers(services)
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    # Uploaded photos of real people leave Gradio's cache within a day (checked hourly).
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
         ui = SimpleNamespace(pending=gr.State([]), awaiting=gr.State([]), seen=gr.State(None), session=gr.State(None))
         _header(services)
         _cast_section(ui, services)
