@@ -132,7 +132,11 @@ def test_generate_makes_a_page_with_one_panel_per_sentence(comic, script):
     page, tiles, downloads, record, status = comic
     n = len(table(script))
     assert len(record["panels"]) == n and len(tiles) == n
-    assert [t["caption"].split(". ", 1)[1] for t in tiles] == [row[0] for row in table(script)]
+    captions = [t["caption"].split(". ", 1)[1] for t in tiles]
+    assert [c.split(" — likeness: ")[0] for c in captions] == [row[0] for row in table(script)]
+    for caption, row in zip(captions, table(script)):  # each panel's likeness; the tiny model draws no faces
+        assert all(f"{name} not found" in caption for name in row[1].split(", "))
+    assert sorted(record["references"]) == sorted(CAST)  # the folder can be re-scored with `storyface eval`
     assert record["tiny"] is True and "noise" in record["notice"]
     assert all("comic book style" in p["prompt"] and "blue sky" in p["prompt"] for p in record["panels"])
     assert [p["seed"] for p in record["panels"]] == [5, 6, 7]

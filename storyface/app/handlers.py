@@ -25,6 +25,7 @@ from PIL import Image, ImageOps
 
 from ..api import Comic, make_comic, write_comic
 from ..errors import InputError, StoryError, StoryFaceError
+from ..eval.likeness import PanelScore, references_from, score_panels
 from ..identity.jobs import ACTIVE, JobRecord
 from ..identity.library import DuplicateNameError, IdentityRecord, name_key, normalize_name
 from ..identity.tokens import Identity
@@ -60,6 +61,8 @@ class ComicSession:
     comic: Comic
     identities: list[Identity]
     title: str | None
+    references: dict  # name -> face vector of the library headshot, encoded once per comic
+    scores: list[PanelScore]  # likeness of each panel, shown next to it
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -143,12 +146,20 @@ def panel_row(sentence: str, cast: Sequence[str]) -> list[str]:
     return [sentence, ", ".join(characters) or NO_ONE]
 
 
-def comic_outputs(comic: Comic) -> tuple[str, list[tuple[str, str]], list[str], dict, str]:
-    """page image, panel tiles, download files, record, status line."""
+def likeness_line(score: PanelScore) -> str:
+    """'likeness: Grace Hopper 0.95, Eileen Collins not found' (dlib cosine; same person ~0.95+)."""
+    parts = [f"{name} {value:.2f}" for name, value in score.similarities.items()]
+    parts += [f"{name} not found" for name in score.missing]
+    parts += [f"{len(score.extra)} extra face(s)"] if score.extra else []
+    return "likeness: " + ", ".join(parts) if parts else ""
+
+
+def comic_outputs(comic: Comic, scores: Sequence[PanelScore]) -> tuple[str, list[tuple[str, str]], list[str], dict, str]:
+    """page image, panel tiles (with each panel's likeness), download files, record, status line."""
     out = comic.out_dir
     tiles = [
-        (str(out / "panels" / f"panel-{i:02d}.png"), f"{i}. {panel.sentence}")
-        for i, panel in enumerate(comic.script, start=1)
+        (str(out / "panels" / f"panel-{i:02d}.png"), f"{i}. {panel.sentence} — {likeness_line(score)}".rstrip(" —"))
+        for i, (panel, score) in enumerate(zip(comic.script, scores), start=1)
     ]
     downloads = [str(f) for f in comic.files if f.parent == out and f.suffix in (".png", ".pdf")]
     record = {"out_dir": str(out), **json.loads((out / "comic.json").read_text())}
@@ -335,14 +346,19 @@ class Handlers:
         seed = whole_number(seed, "the seed", 0, MAX_SEED - MAX_PANELS)
         config = RenderConfig(steps=whole_number(steps, "render steps", 1, MAX_RENDER_STEPS))
         identities = [self.s.library.load(n) for n in names]
+        headshots = {n: p for n in names if (p := self.s.library.get(n).headshot_path) is not None}
         out_dir = self.s.comics_dir / f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         with self._device(progress):
             comic = make_comic(
                 self.s.renderer, panels, identities, out_dir, styles=list(styles or []), free_style=free_style or "",
                 config=config, seed=seed, title=(title or "").strip() or None, pdf=True,
-                callback=self._render_progress(progress),
+                callback=self._render_progress(progress), references=headshots,
             )  # fmt: skip
-        return (*comic_outputs(comic), ComicSession(comic, identities, (title or "").strip() or None))
+        progress(1.0, desc="measuring likeness")
+        references = references_from(headshots)
+        scores = score_panels([p.image for p in comic.panels], references, [p.characters for p in comic.prompts])
+        session = ComicSession(comic, identities, (title or "").strip() or None, references, scores)
+        return (*comic_outputs(comic, scores), session)
 
     def select_panel(self, evt: gr.SelectData) -> int:
         return int(evt.index) + 1
@@ -363,7 +379,9 @@ class Handlers:
                 self.s.renderer, list(comic.script), comic.prompts, images, session.identities, comic.out_dir,
                 session.title, pdf=True,
             )  # fmt: skip
-        return (*comic_outputs(comic), ComicSession(comic, session.identities, session.title))
+        scores = list(session.scores)
+        scores[index] = score_panels([images[index].image], session.references, [comic.prompts[index].characters])[0]
+        return (*comic_outputs(comic, scores), ComicSession(comic, session.identities, session.title, session.references, scores))
 
     # -- helpers ---------------------------------------------------------------------------
 
