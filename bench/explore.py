@@ -347,7 +347,33 @@ def overhead4_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
     return rows
 
 
+def cprofile_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
+    """Host-side profile of whole training runs (few steps): where the seconds outside the steps go."""
+    import cProfile
+    import io
+    import pstats
+
+    from storyface.identity.train import train_identities
+
+    rows = []
+    cfg = plan.train_config(3)
+    train_identities(model, subjects[:1], cfg)  # warm: first-call costs are not overhead
+    for n in sorted({1, plan.together}):
+        prof = cProfile.Profile()
+        t0 = time.perf_counter()
+        prof.runcall(train_identities, model, subjects[:n], plan.train_config(20))
+        total = time.perf_counter() - t0
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(45)
+        if out_dir is not None:
+            with open(f"{out_dir}/cprofile.txt", "a") as f:
+                f.write(f"## train_identities, {n} id(s), 20 steps: {total:.2f} s\n{buf.getvalue()}\n")
+        rows.append((f"train_identities, {n} id(s), 20 steps (cProfile)", f"{total:.2f} s"))
+    return rows
+
+
 GROUPS = {
+    "cprofile": cprofile_group,
     "vae": vae_group,
     "overhead4": overhead4_group,
     "train": lambda m, p, s, o: train_step_variants(m, p, s),
