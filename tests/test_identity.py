@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from storyface.identity.conditioning import encode_prompts, token_ids, tokenize, unet_kwargs
+from storyface.identity.conditioning import add_time_ids, encode_prompts, token_ids, tokenize, unet_kwargs
 from storyface.identity.prior import IdentityPrior, celeb_names, celeb_stats
 from storyface.identity.tokens import Identity, load_identity, load_into_pipeline, save_identity
 from storyface.identity.train import (
@@ -102,7 +102,7 @@ def test_unet_sees_the_same_conditioning_in_training_and_inference(model):
         handle.remove()
     rows = {s.key: (token_ids(s, token, 2), emb[s.key]) for s in model.encoders}
     embeds, pooled = encode_prompts(model, tokenize(model, [prompt]), rows)
-    ours = unet_kwargs(model, embeds, pooled, res, res)
+    ours = unet_kwargs(embeds, pooled, add_time_ids(model, res, res, 1) if model.family == "sdxl" else None)
     theirs = seen["kwargs"]
     assert torch.equal(ours["encoder_hidden_states"], theirs["encoder_hidden_states"])
     if model.family == "sdxl":
@@ -187,3 +187,31 @@ def test_mlp_input_follows_the_face_encoder(model, tmp_path):
     ident = train_identity(model, subject, QUICK)
     assert ident.metadata["face_encoder"] == encoder.name
     assert set(ident.dims()) == {s.key for s in model.encoders}
+
+
+def test_loading_batches_new_tokens_and_replaces_rows_in_place(model):
+    from storyface.errors import InputError
+    from storyface.identity.tokens import load_identities
+
+    def rows(n, shift=0.0):
+        return {s.key: torch.randn(n, s.dim) + shift for s in model.encoders}
+
+    def table_rows(token, n):
+        slot = model.encoders[-1]
+        ids = slot.tokenizer.convert_tokens_to_ids([token] + [f"{token}_{i}" for i in range(1, n)])
+        return slot.text_encoder.get_input_embeddings().weight[ids]
+
+    a, b = Identity("Load One", model.family, rows(2)), Identity("Load Two", model.family, rows(2))
+    size = len(model.encoders[0].tokenizer)
+    assert load_identities(model, [a, b]) == [a.token, b.token]
+    assert len(model.encoders[0].tokenizer) == size + 4  # both tokens added in one go
+    a2 = Identity("Load One", model.family, rows(2, 5.0))
+    load_identities(model, [a2])
+    assert len(model.encoders[0].tokenizer) == size + 4  # replaced in place, no new tokens
+    assert torch.equal(table_rows(a.token, 2), a2.embeddings[model.encoders[-1].key])
+    assert torch.equal(table_rows(b.token, 2), b.embeddings[model.encoders[-1].key])
+    a3 = Identity("Load One", model.family, rows(3))  # another vector count: unloaded and loaded again
+    load_identities(model, [a3])
+    assert torch.equal(table_rows(a.token, 3), a3.embeddings[model.encoders[-1].key])
+    with pytest.raises(InputError, match="share the trigger token"):
+        load_identities(model, [Identity("Anne-Marie", model.family, rows(2)), Identity("Anne Marie", model.family, rows(2))])

@@ -78,14 +78,13 @@ def add_time_ids(model: LoadedModel, height: int, width: int, batch: int) -> tor
     return ids.expand(batch, -1)
 
 
-def unet_kwargs(
-    model: LoadedModel, embeds: torch.Tensor, pooled: torch.Tensor | None, height: int, width: int
-) -> dict:
-    """Keyword arguments for ``pipe.unet`` besides the latents and timesteps."""
+def unet_kwargs(embeds: torch.Tensor, pooled: torch.Tensor | None, time_ids: torch.Tensor | None) -> dict:
+    """Keyword arguments for ``pipe.unet`` besides the latents and timesteps.
+
+    ``time_ids`` from :func:`add_time_ids` for SDXL, built once by the trainer (a host-to-device copy
+    inside the step could not be captured in a CUDA graph); ``None`` for SD 2.x.
+    """
     kwargs: dict = {"encoder_hidden_states": embeds}
-    if model.family == "sdxl":
-        kwargs["added_cond_kwargs"] = {
-            "text_embeds": pooled,
-            "time_ids": add_time_ids(model, height, width, embeds.shape[0]),
-        }
+    if time_ids is not None:
+        kwargs["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
     return kwargs

@@ -12,12 +12,13 @@ import re
 import tempfile
 import unicodedata
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from ..errors import FamilyMismatchError, IdentityFileError
+from ..errors import FamilyMismatchError, IdentityFileError, InputError
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
@@ -147,25 +148,63 @@ def added_tokens(token: str, n: int) -> list[str]:
     return [token] + [f"{token}_{i}" for i in range(1, n)]
 
 
-def load_into_pipeline(model: LoadedModel, identity: Identity, token: str | None = None) -> str:
-    """Add the identity's rows to every text encoder through diffusers' own loader.
+def load_identities(model: LoadedModel, identities: Sequence[Identity]) -> list[str]:
+    """Put every identity's rows into every text encoder; returns each one's trigger token.
 
-    Returns the trigger token to write in prompts; diffusers expands it to all of its vectors.
-    Loading the same rows twice is a no-op; changed rows under the same token replace the old ones.
+    New tokens go in through diffusers' own ``load_textual_inversion``, all of them in one call per
+    encoder (each call resizes the embedding table). Rows that change under a token already loaded
+    with as many vectors are written in place, which is what re-training and re-loading need; the
+    same rows twice are a no-op.
     """
-    check_compatible(identity, model)
-    token = token or identity.token
-    pipe = model.pipe
-    loaded = model.loaded_tokens  # token -> (digest, vectors)
-    if loaded.get(token, ("",))[0] == identity.digest():
-        return token
-    if token in loaded:
-        old = added_tokens(token, loaded.pop(token)[1])
+    for identity in identities:
+        check_compatible(identity, model)
+    by_token: dict[str, Identity] = {}
+    for identity in identities:
+        other = by_token.setdefault(identity.token, identity)
+        if other is not identity and other.digest() != identity.digest():
+            raise InputError(
+                f"{other.name!r} and {identity.name!r} share the trigger token {identity.token}; rename one of them"
+            )
+    fresh = []
+    for token, identity in by_token.items():
+        n, digest = _vectors(identity), identity.digest()
+        state = model.loaded_tokens.get(token)
+        if state == (digest, n):
+            continue
+        if state is not None and state[1] == n:
+            _write_rows(model, token, identity)
+        else:
+            if state is not None:
+                _unload(model, token, state[1])
+            fresh.append((token, identity))
+        model.loaded_tokens[token] = (digest, n)
+    if fresh:
         for slot in model.encoders:
-            pipe.unload_textual_inversion(old, tokenizer=slot.tokenizer, text_encoder=slot.text_encoder)
+            rows = [identity.embeddings[slot.key].to(model.device, model.dtype) for _, identity in fresh]
+            model.pipe.load_textual_inversion(
+                rows, token=[t for t, _ in fresh], tokenizer=slot.tokenizer, text_encoder=slot.text_encoder
+            )
+            slot.text_encoder.requires_grad_(False)  # resizing the table made a fresh, trainable one
+    return [identity.token for identity in identities]
+
+
+def load_into_pipeline(model: LoadedModel, identity: Identity) -> str:
+    """One identity; see :func:`load_identities`."""
+    return load_identities(model, [identity])[0]
+
+
+def _vectors(identity: Identity) -> int:
+    return int(next(iter(identity.embeddings.values())).shape[0])
+
+
+@torch.no_grad()
+def _write_rows(model: LoadedModel, token: str, identity: Identity) -> None:
     for slot in model.encoders:
-        rows = identity.embeddings[slot.key].to(model.device, model.dtype)
-        pipe.load_textual_inversion(rows, token=token, tokenizer=slot.tokenizer, text_encoder=slot.text_encoder)
-        slot.text_encoder.requires_grad_(False)  # resizing the table made a fresh, trainable one
-    loaded[token] = (identity.digest(), next(iter(identity.embeddings.values())).shape[0])
-    return token
+        ids = slot.tokenizer.convert_tokens_to_ids(added_tokens(token, _vectors(identity)))
+        table = slot.text_encoder.get_input_embeddings().weight  # [V, D]
+        table[ids] = identity.embeddings[slot.key].to(table.device, table.dtype)
+
+
+def _unload(model: LoadedModel, token: str, n: int) -> None:
+    for slot in model.encoders:
+        model.pipe.unload_textual_inversion(added_tokens(token, n), tokenizer=slot.tokenizer, text_encoder=slot.text_encoder)

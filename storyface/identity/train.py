@@ -23,11 +23,11 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import StoryFaceError
 from ..models import LoadedModel
 from .augment import augment_bank
-from .conditioning import add_time_ids, encode_prompts, token_ids, tokenize
+from .conditioning import add_time_ids, encode_prompts, token_ids, tokenize, unet_kwargs
 from .graphed import can_graph, capture_step
 from .loss import eps_and_x0, loss_weights, two_phase_loss
 from .prior import TOKENS, IdentityPrior, celeb_names, celeb_stats
-from .tokens import Identity, identity_token, load_into_pipeline
+from .tokens import Identity, identity_token, load_identities
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,8 @@ def _prepare(model: LoadedModel, subjects: list[Subject], cfg: TrainConfig) -> t
         m = torch.nn.functional.interpolate(torch.from_numpy(masks), size=lat.shape[-2:], mode="area")  # [K, 2, h, w]
         latents.append(lat)
         weights.append(loss_weights(m[:, :1], m[:, 1:], cfg.hair_weight).to(model.device))
-        # Load the untrained rows so the tokenizers and tables hold the ids inference will use.
-        load_into_pipeline(model, _identity(subject, prior, model, cfg, {}))
+    # Load the untrained rows so the tokenizers and tables hold the ids inference will use.
+    load_identities(model, [_identity(s, p, model, cfg, {}) for s, p in zip(subjects, priors)])
     feats = torch.stack([torch.from_numpy(s.features).float() for s in subjects]).to(model.device)
     prompts = [tpl.format(identity_token(s.name)) for s in subjects for tpl in cfg.templates]
     ids = {k: v.view(len(subjects), len(cfg.templates), -1) for k, v in tokenize(model, prompts).items()}
@@ -162,14 +162,6 @@ def _rows(priors: list[IdentityPrior], features: torch.Tensor, batch: _Batch) ->
     """Each encoder's substituted rows: (ids [S*2], values [S*2, D]) from every subject's MLP."""
     outs = [prior(features[i : i + 1]) for i, prior in enumerate(priors)]  # key -> [1, 2, D] each
     return {key: (ids, torch.cat([o[key][0] for o in outs])) for key, ids in batch.row_ids.items()}
-
-
-def _unet_kwargs(embeds: torch.Tensor, pooled: torch.Tensor | None, batch: _Batch) -> dict:
-    """``conditioning.unet_kwargs`` with the time ids built once in :func:`_prepare` (tests check they agree)."""
-    kwargs: dict = {"encoder_hidden_states": embeds}
-    if batch.time_ids is not None:
-        kwargs["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": batch.time_ids}
-    return kwargs
 
 
 def _step_loss(
@@ -189,7 +181,7 @@ def _step_loss(
     noisy = acp.sqrt().view(-1, 1, 1, 1) * latents + (1 - acp).sqrt().view(-1, 1, 1, 1) * noise
     ids = {key: v[rows, tpl] for key, v in batch.ids.items()}  # [S, 77]
     embeds, pooled = encode_prompts(model, ids, _rows(priors, batch.features, batch))
-    out = model.pipe.unet(noisy.to(model.dtype), t, **_unet_kwargs(embeds, pooled, batch)).sample
+    out = model.pipe.unet(noisy.to(model.dtype), t, **unet_kwargs(embeds, pooled, batch.time_ids)).sample
     eps, x0 = eps_and_x0(out, noisy, acp, sched.config.prediction_type)
     return two_phase_loss(eps, x0, noise, latents, t, batch.weights[rows, view], cfg.alpha, sched.config.num_train_timesteps)
 
@@ -253,8 +245,7 @@ def train_identities(
     log.info("probe loss %.4f -> %.4f over %d steps", start, end, cfg.steps)
     stats = {"probe_loss_start": f"{start:.6f}", "probe_loss_end": f"{end:.6f}"}
     identities = [_identity(s, p, model, cfg, stats) for s, p in zip(subjects, priors)]
-    for identity in identities:
-        load_into_pipeline(model, identity)
+    load_identities(model, identities)  # same tokens, same vector count: rows written in place
     return identities
 
 

@@ -171,15 +171,13 @@ class Renderer:
 
     def load_identities(self, identities: Sequence[Identity]) -> dict[str, str]:
         """Put each identity's rows into the text encoders; returns name -> trigger token."""
-        from ..identity.tokens import load_into_pipeline
+        from ..identity.tokens import load_identities
 
-        tokens: dict[str, str] = {}
         with self._lock:
-            for identity in identities:
-                token = load_into_pipeline(self.model, identity)
+            tokens = load_identities(self.model, identities)
+            for identity, token in zip(identities, tokens):
                 self._identities[token] = (identity.name, identity.digest())
-                tokens[identity.name] = token
-        return tokens
+        return {identity.name: token for identity, token in zip(identities, tokens)}
 
     def _identities_in(self, prompt: str) -> list[dict[str, str]]:
         return [
