@@ -165,7 +165,7 @@ def write_comic(
     out = Path(out_dir)
     (out / "panels").mkdir(parents=True, exist_ok=True)
     model = renderer.model
-    notice = model.notice if model.is_tiny else None
+    notice = model.notice if model.random_weights else None
     page = compose_page([p.image for p in images], [p.sentence for p in panels], title=title, notice=notice)
     files = save_page(page, out / "page.png", pdf=pdf)
     by_name = {i.name: i for i in identities}

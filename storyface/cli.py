@@ -58,7 +58,7 @@ def _load(model: str):
 
     with console.status(f"loading {model} ..."):
         loaded = load_model(model)
-    if loaded.is_tiny:
+    if loaded.random_weights:
         console.print(f"[yellow]note:[/] StoryFace is {loaded.notice}")
     return loaded
 
@@ -313,7 +313,7 @@ def _render(renderer, panels, identities, out_dir, styles, free_style, config, s
 
         for line in retry_lines(result.out_dir):
             console.print(line)
-    if renderer.model.is_tiny:
+    if renderer.model.random_weights:
         console.print(f"[yellow]note:[/] {renderer.model.notice}")
     return result
 

@@ -98,5 +98,5 @@ def run_demo(model: LoadedModel, out_dir: str | Path, steps: int = 100, report: 
     timings["render"] = time.perf_counter() - t
     return DemoResult(
         out, files, out / "page.png", len(comic.panels), [p.sentence for p in script.panels], timings,
-        model.notice if model.is_tiny else "",
+        model.notice if model.random_weights else "",
     )

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 Family = Literal["sdxl", "sd2"]
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 TINY_MODELS = {"tiny": "sdxl", "tiny-sdxl": "sdxl", "tiny-sd2": "sd2"}
+RANDOM_MODELS = {"random-sdxl"}
 TINY_NOTICE = "running on the tiny random-weight test model: images are noise, not people"
 
 
@@ -68,9 +69,18 @@ class LoadedModel:
         return encoder_slots(self.pipe, self.family)
 
     @property
+    def random_weights(self) -> bool:
+        """The tiny test model or the full-size benchmark model: its pictures are noise."""
+        return self.is_tiny or self.source in RANDOM_MODELS
+
+    @property
     def notice(self) -> str:
         """A line to show next to anything this model made."""
-        return TINY_NOTICE if self.is_tiny else f"base model: {self.source}"
+        if self.is_tiny:
+            return TINY_NOTICE
+        if self.random_weights:
+            return "running on full-size SDXL with random weights (the benchmark model): images are noise, not people"
+        return f"base model: {self.source}"
 
 
 def encoder_slots(pipe: object, family: Family) -> list[EncoderSlot]:
@@ -316,7 +326,7 @@ def load_model(
         pipe = build_tiny_pipeline(TINY_MODELS[model])
         is_tiny, train_res, render = True, 128, 128
         log.info("StoryFace is %s", TINY_NOTICE)
-    elif model == "random-sdxl":  # full-size architecture, random weights: for speed benchmarks
+    elif model in RANDOM_MODELS:  # full-size architecture, random weights: for speed benchmarks
         pipe = random_sdxl_pipeline(device, dtype)
         is_tiny, train_res, render = False, 512, 1024
     else:

@@ -71,3 +71,12 @@ def test_single_file_that_is_not_a_checkpoint_is_refused(tmp_path):
     save_file({"not.a.unet": torch.zeros(2)}, str(tmp_path / "junk.safetensors"))
     with pytest.raises(ModelError, match="junk.safetensors"):
         load_model(str(tmp_path / "junk.safetensors"))
+
+
+def test_only_real_weights_go_without_a_notice():
+    tiny = load_model("tiny", device="cpu")
+    assert tiny.random_weights and "noise" in tiny.notice
+    real_like = type(tiny)(tiny.pipe, "sdxl", "some/sdxl-finetune", False, 512, 1024)
+    benchmark = type(tiny)(tiny.pipe, "sdxl", "random-sdxl", False, 512, 1024)
+    assert not real_like.random_weights and real_like.notice == "base model: some/sdxl-finetune"
+    assert benchmark.random_weights and "random weights" in benchmark.notice

@@ -122,7 +122,7 @@ def _header(services: Services) -> None:
 
     model = services.model
     gr.Markdown(f"# {TITLE}\n{INTRO}\n\nBase model: `{model.source}`")
-    if model.is_tiny:
+    if model.random_weights:
         gr.Markdown(f"⚠ **Test mode** — StoryFace is {model.notice}.", elem_id="tiny-banner")
 
 
