@@ -73,22 +73,6 @@ def _vae():
     )
 
 
-def _scheduler():
-    from diffusers import EulerDiscreteScheduler
-
-    return EulerDiscreteScheduler(  # SDXL base's scheduler_config.json
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        num_train_timesteps=1000,
-        steps_offset=1,
-        timestep_spacing="leading",
-        prediction_type="epsilon",
-        interpolation_type="linear",
-        use_karras_sigmas=False,
-    )
-
-
 def _contiguous(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
     return output.contiguous()
 
@@ -117,7 +101,7 @@ def random_sdxl_pipeline(device: torch.device | str, dtype: torch.dtype, seed: i
     from diffusers import StableDiffusionXLPipeline
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    from .models import clip_tokenizer
+    from .models import clip_tokenizer, sdxl_scheduler
 
     device = torch.device(device)
     builders = {
@@ -137,7 +121,7 @@ def random_sdxl_pipeline(device: torch.device | str, dtype: torch.dtype, seed: i
         **modules,
         tokenizer=clip_tokenizer(),
         tokenizer_2=clip_tokenizer(pad_token="!"),
-        scheduler=_scheduler(),
+        scheduler=sdxl_scheduler(),
     )
 
 

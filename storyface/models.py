@@ -195,10 +195,11 @@ def _tiny_unet(**conditioning):
     )
 
 
-def _tiny_scheduler():
+def sdxl_scheduler():
+    """SDXL base's scheduler_config.json (also SD 2.x base's schedule)."""
     from diffusers import EulerDiscreteScheduler
 
-    return EulerDiscreteScheduler(  # SDXL base's schedule
+    return EulerDiscreteScheduler(
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
@@ -232,7 +233,7 @@ def build_tiny_pipeline(family: Family = "sdxl", seed: int = 0):
                 tokenizer=clip_tokenizer(),
                 tokenizer_2=clip_tokenizer(pad_token="!"),
                 unet=unet,
-                scheduler=_tiny_scheduler(),
+                scheduler=sdxl_scheduler(),
             )
         elif family == "sd2":
             te = CLIPTextModel(_tiny_text_config(48, 48))
@@ -242,7 +243,7 @@ def build_tiny_pipeline(family: Family = "sdxl", seed: int = 0):
                 text_encoder=te,
                 tokenizer=clip_tokenizer(pad_token="!"),
                 unet=unet,
-                scheduler=_tiny_scheduler(),
+                scheduler=sdxl_scheduler(),
                 safety_checker=None,
                 feature_extractor=None,
                 requires_safety_checker=False,

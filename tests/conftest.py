@@ -6,6 +6,7 @@ both are local files, so these fixtures work offline.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,17 @@ def two_faces_path(
     path = tmp_path_factory.mktemp("photos") / "two_faces.png"
     canvas.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def start_app():
+    """Start the web app (not blocking) on a free 127.0.0.1 port; the caller closes what it returns."""
+    from storyface.app.ui import launch
+
+    def start(model, data_dir, **kwargs):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        return launch(model, host="127.0.0.1", port=port, data_dir=data_dir, block=False, **kwargs)
+
+    return start

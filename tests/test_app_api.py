@@ -7,7 +7,6 @@ every step goes through a named endpoint, as a script or another program would u
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -29,20 +28,9 @@ STORY = (
 CAST = ["Eileen Collins", "Grace Hopper"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    from storyface.app.ui import launch
-
-    running = launch(
-        "tiny", host="127.0.0.1", port=free_port(), data_dir=tmp_path_factory.mktemp("app-data"),
-        block=False, train_steps=3, render_steps=2,
-    )  # fmt: skip
+def app(tmp_path_factory, start_app):
+    running = start_app("tiny", tmp_path_factory.mktemp("app-data"), train_steps=3, render_steps=2)
     yield running
     running.close()
 
@@ -269,10 +257,8 @@ def test_non_local_host_needs_a_password():
         launch("no/such-model", host="0.0.0.0", block=False)
 
 
-def test_auth_is_enforced(app, tmp_path):
-    from storyface.app.ui import launch
-
-    locked = launch(app.services.model, port=free_port(), data_dir=tmp_path, auth="ann:pw", block=False)
+def test_auth_is_enforced(app, tmp_path, start_app):
+    locked = start_app(app.services.model, tmp_path, auth="ann:pw")
     try:
         with pytest.raises(AuthenticationError):
             Client(locked.url, verbose=False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -27,22 +26,11 @@ STORY = "Eileen Collins walked into the mission lab with a flight plan. She wave
 TIMEOUT_MS = 60_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def app(tmp_path_factory, start_app):
     if not CHROMIUM.is_file():
         pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium; .ci/run does)")
-    from storyface.app.ui import launch
-
-    running = launch(
-        "tiny", port=free_port(), data_dir=tmp_path_factory.mktemp("browser-data"), block=False,
-        train_steps=3, render_steps=2,
-    )  # fmt: skip
+    running = start_app("tiny", tmp_path_factory.mktemp("browser-data"), train_steps=3, render_steps=2)
     yield running
     running.close()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import sqlite3
 import struct
 import zlib
@@ -330,23 +329,15 @@ def ctx(tmp_path_factory, files, grace_hopper_path, astronaut_path) -> Context:
     return Context(home, tmp_path_factory.mktemp("outs") / "comic", files, library, Renderer(load_model("tiny", device="cpu")))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def web(tmp_path_factory, files, grace_hopper_path, astronaut_path):
+def web(tmp_path_factory, files, grace_hopper_path, astronaut_path, start_app):
     """The web app on the tiny model, bound to 127.0.0.1, with its own library of the same two people."""
     pytest.importorskip("gradio_client")
     from gradio_client import Client
 
-    from storyface.app.ui import launch
-
     home = tmp_path_factory.mktemp("web-home")
     library = fill_library(home, [grace_hopper_path, astronaut_path], queued=False)
-    running = launch(load_model("tiny", device="cpu"), port=free_port(), data_dir=home, block=False, render_steps=1)
+    running = start_app(load_model("tiny", device="cpu"), home, render_steps=1)
     client = Client(running.url, verbose=False)
     yield Context(home, home / "comics", {**files, "grace": grace_hopper_path}, library, running.services.renderer, client)
     running.close()
