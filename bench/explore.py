@@ -214,6 +214,20 @@ def profile_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
     return rows
 
 
+def _clock(dev: torch.device, parts: dict[str, float]) -> Callable[[str, Callable[[], object]], object]:
+    """A timer that records each named call's seconds (device synchronised) into ``parts``."""
+
+    def clock(name: str, fn: Callable[[], object]) -> object:
+        torch.cuda.synchronize() if dev.type == "cuda" else None
+        t0 = time.perf_counter()
+        out = fn()
+        torch.cuda.synchronize() if dev.type == "cuda" else None
+        parts[name] = time.perf_counter() - t0
+        return out
+
+    return clock
+
+
 def overhead_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
     """Where the seconds outside the 500 steps go, for one identity."""
     from storyface.identity import train as T
@@ -225,13 +239,7 @@ def overhead_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
     cfg = plan.train_config(plan.steps).resolved(model)
     parts = {}
 
-    def clock(name: str, fn: Callable[[], object]) -> object:
-        torch.cuda.synchronize() if dev.type == "cuda" else None
-        t0 = time.perf_counter()
-        out = fn()
-        torch.cuda.synchronize() if dev.type == "cuda" else None
-        parts[name] = time.perf_counter() - t0
-        return out
+    clock = _clock(dev, parts)
 
     clock("celeb_stats (both encoders)", lambda: [celeb_stats(s, celeb_names()) for s in model.encoders])
     images, _ = clock("augment_bank", lambda: augment_bank(
@@ -325,13 +333,7 @@ def overhead4_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
         parts: dict[str, float] = {}
         _reset(dev)
 
-        def clock(name: str, fn: Callable[[], object]) -> object:
-            torch.cuda.synchronize() if dev.type == "cuda" else None
-            t0 = time.perf_counter()
-            out = fn()
-            torch.cuda.synchronize() if dev.type == "cuda" else None
-            parts[name] = time.perf_counter() - t0
-            return out
+        clock = _clock(dev, parts)
 
         priors, batch = clock("_prepare", lambda: T._prepare(model, subjects[:n], cfg))
         clock("probe_loss", lambda: T.probe_loss(model, priors, batch, cfg))

@@ -17,7 +17,7 @@ from PIL import Image
 from storyface.errors import StoryFaceError
 from storyface.identity.conditioning import add_time_ids
 from storyface.identity.graphed import warm_up
-from storyface.identity.train import Subject, TrainConfig, _make_step, _prepare, _step_loss
+from storyface.identity.train import Subject, TrainConfig, _make_step, _prepare, eager_step
 from storyface.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,18 +75,7 @@ def test_random_sdxl_has_sdxl_base_sizes():
 def _plain_step(model, cfg, name: str):
     """The trainer's step exactly as ``_make_step`` builds it on CPU, with its pieces in reach."""
     priors, batch = _prepare(model, [subject(name, 0)], cfg)
-    params = [p for prior in priors for p in prior.parameters()]
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
-
-    def step() -> torch.Tensor:
-        loss = _step_loss(model, priors, batch, cfg, gen).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step, params, opt, gen
+    return eager_step(model, priors, batch, cfg.model_copy(update={"lr": 1e-3}))
 
 
 def test_warm_up_leaves_no_trace(tiny):

@@ -193,6 +193,24 @@ def probe_loss(model: LoadedModel, priors: list[IdentityPrior], batch: _Batch, c
     return float(torch.stack([_step_loss(model, priors, batch, cfg, gen) for _ in range(cfg.probe_samples)]).mean())
 
 
+def eager_step(
+    model: LoadedModel, priors: list[IdentityPrior], batch: _Batch, cfg: TrainConfig, capturable: bool = False
+) -> tuple[Callable[[], torch.Tensor], list[torch.Tensor], torch.optim.Optimizer, torch.Generator]:
+    """The plain step and what a graph capture needs of it: (step, parameters, optimizer, generator)."""
+    params = [p for prior in priors for p in prior.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, capturable=capturable)
+    gen = torch.Generator(model.device).manual_seed(cfg.seed)
+
+    def step() -> torch.Tensor:
+        loss = _step_loss(model, priors, batch, cfg, gen).sum()  # sum: each subject's MLPs get their own gradient
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, params, opt, gen
+
+
 def _make_step(
     model: LoadedModel, priors: list[IdentityPrior], batch: _Batch, cfg: TrainConfig
 ) -> Callable[[], torch.Tensor]:
@@ -200,17 +218,7 @@ def _make_step(
     use_graph = can_graph(model.device) if cfg.graph is None else cfg.graph
     if use_graph and not can_graph(model.device):
         raise StoryFaceError(f"graph=True needs a CUDA device, but the model is on {model.device}; leave graph unset")
-    params = [p for prior in priors for p in prior.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, capturable=use_graph)
-    gen = torch.Generator(model.device).manual_seed(cfg.seed)
-
-    def step() -> torch.Tensor:
-        loss = _step_loss(model, priors, batch, cfg, gen).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step, params, opt, gen = eager_step(model, priors, batch, cfg, capturable=use_graph)
     if not use_graph:
         return step
     try:
