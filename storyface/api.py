@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from .errors import StoryError
 from .eval.likeness import ReferenceSource
 from .faces import FaceEncoder, Headshot, get_face_encoder
 from .identity.tokens import Identity, check_compatible
@@ -193,3 +194,46 @@ def write_comic(
     blocked = [i for i, image in enumerate(images, 1) if image.blocked]
     warnings += [f"panel {i}: the model's safety checker flagged it, so it is black" for i in blocked]
     return Comic(out, page, files, images, prompts, panels, warnings)
+
+
+def redraw_panel(
+    renderer: Renderer,
+    comic_dir: str | os.PathLike,
+    number: int,
+    identities: Sequence[Identity],
+    seed: int | None = None,
+    policy: ContentPolicy | None = None,
+) -> Comic:
+    """Draw panel ``number`` (1-based) of a comic folder again; every other panel stays as it was.
+
+    ``seed=None`` draws a new seed (recorded); the panel's own seed redraws it identically. The folder's
+    records are user-editable, so the prompt passes the content policy again before anything renders.
+    """
+    from .eval.report import read_manifest
+
+    out = Path(comic_dir)
+    manifest = read_manifest(out)
+    records = manifest["panels"]
+    if not 1 <= number <= len(records):
+        raise StoryError(f"{out} has panels 1 to {len(records)}; there is no panel {number}")
+    tokens = renderer.load_identities(list(identities))
+    images, prompts, panels = [], [], []
+    for i, rec in enumerate(records, start=1):
+        try:
+            with Image.open(out / "panels" / f"panel-{i:02d}.png") as im:
+                image = im.convert("RGB")
+            fields = {k: rec[k] for k in ("prompt", "negative_prompt", "seed", "width", "height", "steps", "guidance", "scheduler")}
+            characters = [str(c) for c in rec["characters"]]
+        except (OSError, KeyError, TypeError) as exc:
+            raise StoryError(f"{out}: panel {i}'s image or record is missing or damaged ({exc}); render the comic again") from None
+        missing = [c for c in characters if c not in tokens]
+        if missing:
+            raise StoryError(f"panel {i} shows {', '.join(missing)}: pass their identity (--identity) to redraw")
+        images.append(PanelImage(i - 1, image, model=renderer.model.source, tiny=renderer.model.is_tiny, **fields))
+        prompts.append(PanelPrompt(fields["prompt"], fields["negative_prompt"], characters, [tokens[c] for c in characters]))
+        panels.append(Panel(sentence=rec.get("sentence", ""), characters=characters))
+    target = prompts[number - 1]
+    (policy or ContentPolicy.from_env()).check(target.prompt, target.negative_prompt, True, tokens=target.tokens)
+    images[number - 1] = renderer.rerender(images[number - 1], seed)
+    pdf = (out / "page.pdf").exists()
+    return write_comic(renderer, panels, prompts, images, identities, out, manifest.get("title"), pdf=pdf)

@@ -1,4 +1,4 @@
-"""``storyface`` command line: train | story | comic | demo | ids | jobs | eval | ui.
+"""``storyface`` command line: train | story | comic | redraw | demo | ids | jobs | eval | ui.
 
 A thin door onto :mod:`storyface.api`: parse options, load the model once, show progress with rich,
 and turn any :class:`~storyface.errors.StoryFaceError` into a one-line message and exit code 2.
@@ -316,6 +316,25 @@ def _render(renderer, panels, identities, out_dir, styles, free_style, config, s
     if renderer.model.random_weights:
         console.print(f"[yellow]note:[/] {renderer.model.notice}")
     return result
+
+
+@app.command()
+@friendly_errors
+def redraw(
+    comic_dir: Annotated[Path, typer.Argument(help="A folder `storyface comic` wrote.")],
+    panel: Annotated[int, typer.Option(help="The panel to draw again (1 = first).")],
+    identity: Annotated[list[str], typer.Option("--identity", help="The identities in the comic (files or library names).")],
+    seed: Annotated[Optional[int], typer.Option(help="Seed to use (default: a new random one; the panel's own redraws it as it was).")] = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Draw one panel again with a new (or given) seed; every other panel stays exactly as it was."""
+    from .api import redraw_panel
+    from .render.generate import Renderer
+
+    identities = _identities(identity, data_dir)
+    result = redraw_panel(Renderer(_load(model)), comic_dir, panel, identities, seed)
+    console.print(f"panel {panel} drawn again with seed {result.panels[panel - 1].seed}; wrote [bold]{comic_dir / 'page.png'}[/]")
 
 
 @app.command()
