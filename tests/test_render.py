@@ -172,3 +172,15 @@ def test_loaded_identity_changes_the_image_of_a_prompt_with_its_token():
     renderer.load_identities([random_identity("Grace Hopper", 1)])  # new rows, same token: replaced
     changed = renderer.render([prompt], seeds=[5], config=FAST)[0]
     assert np.abs(pixels(changed) - pixels(after[0])).mean() > 1
+
+
+def test_render_refuses_policy_breaking_prompts_with_a_loaded_identity_even_below_the_api(renderer):
+    from storyface.safety import ContentPolicyError
+
+    token = renderer.load_identities([random_identity("Policy Person", 11)])["Policy Person"]
+    with pytest.raises(ContentPolicyError, match="content policy"):
+        renderer.render([f"a photo of {token}, n4k3d"], "", [1], RenderConfig(steps=1, width=64, height=64))
+    with pytest.raises(ContentPolicyError):
+        renderer.render([f"a photo of {token}"], "clothes, shirt, dress", [1], RenderConfig(steps=1, width=64, height=64))
+    [ok] = renderer.render([f"a photo of {token} in a garden"], "", [1], RenderConfig(steps=1, width=64, height=64))
+    assert ok.image.size == (64, 64)

@@ -203,6 +203,7 @@ class Renderer:
         setting ``cancel`` stops within one step and raises :class:`RenderCancelled`.
         """
         prompts, negatives, seeds = _normalise_inputs(prompts, negative_prompts, seeds, config.seed)
+        self._check_policy(prompts, negatives)
         total = len(prompts) * config.steps
         panels: list[PanelImage] = []
         with self._lock, torch.inference_mode(), self._using_scheduler(config.scheduler):
@@ -222,6 +223,20 @@ class Renderer:
                     panels[start + i] = _blocked(panels[start + i])
                 log.info("rendered panels %d-%d of %d", start + 1, start + len(images), len(prompts))
         return panels
+
+    def _check_policy(self, prompts: Sequence[str], negatives: Sequence[str]) -> None:
+        """Prompts showing a loaded identity pass the content policy here too, so no caller can skip it.
+
+        ``api.plan_prompts`` already refused them with the panel's number; with a real person in the
+        prompt every policy mode refuses the same things, so the environment's mode is enough here.
+        """
+        from ..safety import ContentPolicy
+
+        policy = ContentPolicy.from_env()
+        for prompt, negative in zip(prompts, negatives):
+            tokens = [token for token in self.model.loaded_tokens if token in prompt]
+            if tokens:
+                policy.check(prompt, negative, True, tokens=tokens)
 
     def rerender(self, panel: PanelImage, seed: int | None = None) -> PanelImage:
         """Render one panel again with its own settings; ``seed=None`` draws a fresh seed (recorded)."""
