@@ -83,6 +83,19 @@ def test_queued_training_records_who_confirmed_consent(cli, tmp_path, grace_hopp
     [job] = json.loads(cli("jobs", "list", "--json").output)
     assert job["consent_by"] == "Grace Hopper" and job["state"] == "queued"
 
+    # `storyface jobs work --once` trains it with the real trainer (photo -> headshot -> identity)
+    assert cli("train", grace_hopper_path, "--name", "Ada Lovelace", "--model", "tiny", "--queue", "--steps", "3",
+               "--consent-by", "Ada Lovelace").exit_code == 0
+    assert cli("jobs", "cancel", job["id"][:8]).exit_code == 0  # the first one is cancelled, not trained
+    assert cli("jobs", "work", "--once").exit_code == 0
+    states = {j["name"]: j for j in json.loads(cli("jobs", "list", "--json").output)}
+    assert states["Grace Hopper"]["state"] == "cancelled"
+    assert states["Ada Lovelace"]["state"] == "done" and states["Ada Lovelace"]["step"] == 3
+    [record] = json.loads(cli("ids", "list", "--json").output)
+    assert record["name"] == "Ada Lovelace" and record["consent_by"] == "Ada Lovelace" and record["tiny"]
+    shown = json.loads(cli("ids", "show", "ada lovelace").output)
+    assert Path(shown["embedding"]).is_file() and Path(shown["headshot"]).is_file()
+
 
 @pytest.mark.parametrize(
     "photo_kind, message",
