@@ -307,3 +307,14 @@ def test_bad_imports_refused_with_nothing_written(library: IdentityLibrary, tmp_
     with pytest.raises(DuplicateNameError):
         library.import_file(other, name="existing")
     assert snapshot(library.root) == before
+
+
+def test_names_that_would_share_a_trigger_token_are_one_person(tmp_path):
+    from storyface.identity.library import DuplicateNameError, IdentityLibrary
+
+    lib = IdentityLibrary(tmp_path)
+    lib.add(Identity("Grace Hopper", "sdxl", {"clip_l": torch.randn(2, 32), "clip_g": torch.randn(2, 64)}, {"tiny": "true"}))
+    for other in ("Grace-Hopper", "grace_hopper", "GRACE   HOPPER", "Grâce Hopper"):
+        with pytest.raises(DuplicateNameError, match="Grace Hopper"):
+            lib.add(Identity(other, "sdxl", {"clip_l": torch.randn(2, 32), "clip_g": torch.randn(2, 64)}, {"tiny": "true"}))
+    assert [r.name for r in lib.list()] == ["Grace Hopper"]

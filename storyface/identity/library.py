@@ -115,8 +115,9 @@ def clean_consent(consent_by: str | None) -> str | None:
 
 
 def name_key(name: str) -> str:
-    """What two names must share to count as the same person: case and spacing are ignored."""
-    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+    """What two names must share to count as the same person: case, spacing and punctuation are
+    ignored, because two such names would get the same trigger token ("Grace-Hopper", "grace hopper")."""
+    return identity_token(" ".join(unicodedata.normalize("NFKC", name).casefold().split()))
 
 
 def now_iso() -> str:
