@@ -228,3 +228,22 @@ def test_redraw_changes_one_panel_only_and_its_own_seed_reproduces_it(cli, tmp_p
     refused = cli("redraw", out, "--panel", "1", *ids, "--model", "tiny")
     assert refused.exit_code == 2 and "content policy" in " ".join(refused.output.split())
     assert np.array_equal(pixels(1), before[0])
+
+
+def test_an_edited_panel_script_renders_as_written(cli, tmp_path, trained):
+    """`story --json` output, edited by the user, drives `comic` directly (no re-parsing)."""
+    story = tmp_path / "story.txt"
+    story.write_text(SEED_STORY)
+    script = json.loads(cli("story", story, "--cast", "Hugh Jackman", "--cast", "Taylor Swift", "--json",
+                            "--backend", "offline").output)
+    script["panels"][1]["sentence"] = "Hugh Jackman and Taylor Swift laughed on a park bench."
+    del script["panels"][2]
+    edited = tmp_path / "script.json"
+    edited.write_text(json.dumps(script))
+    out = tmp_path / "comic"
+    result = cli("comic", "--story", edited, "--identity", trained[0], "--identity", trained[1], "--model", "tiny",
+                 "--out", out, "--steps", "1")
+    assert result.exit_code == 0, result.output
+    panels = json.loads((out / "comic.json").read_text())["panels"]
+    assert [p["sentence"] for p in panels] == [p["sentence"] for p in script["panels"]]
+    assert "park bench" in panels[1]["prompt"] and "<taylor-swift>" in panels[1]["prompt"]
