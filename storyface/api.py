@@ -18,7 +18,7 @@ from PIL import Image
 from .errors import StoryError
 from .eval.likeness import ReferenceSource
 from .faces import FaceEncoder, Headshot, get_face_encoder
-from .identity.tokens import Identity, check_compatible
+from .identity.tokens import Identity
 from .identity.subject import PhotoSource, subject_from_photo
 from .identity.train import Progress, TrainConfig, train_identities
 from .models import LoadedModel
@@ -26,7 +26,7 @@ from .render.generate import PanelImage, RenderConfig, Renderer
 from .render.layout import compose_page, save_page
 from .safety import ContentPolicy, ContentPolicyError
 from .safety.inputs import check_panel_count
-from .story.prompts import PanelPrompt, build_prompts
+from .story.prompts import PanelPrompt, build_prompts, token_counter
 from .story.schema import Panel
 
 log = logging.getLogger(__name__)
@@ -75,11 +75,9 @@ def plan_prompts(
     Every prompt passes the content policy here (``policy=None``: ``STORYFACE_CONTENT_POLICY``, strict
     by default), so the CLI, the API and the web app refuse the same things before anything renders.
     """
-    for identity in identities:
-        check_compatible(identity, renderer.model)
     check_panel_count(panels)
-    tokens = renderer.load_identities(list(identities))
-    tokenizer = renderer.model.encoders[0].tokenizer
+    tokens = renderer.load_identities(list(identities))  # refuses another family's identity before loading any
+    tokenizer, pipe = renderer.model.encoders[0].tokenizer, renderer.model.pipe
     prompts = build_prompts(
         list(panels),
         tokens,
@@ -87,7 +85,7 @@ def plan_prompts(
         free_style=free_style,
         cast=list(cast) if cast is not None else None,
         negative_prompt=negative_prompt,
-        count_tokens=lambda text: len(tokenizer(renderer.model.pipe.maybe_convert_prompt(text, tokenizer)).input_ids),
+        count_tokens=token_counter(tokenizer, lambda text: pipe.maybe_convert_prompt(text, tokenizer)),
     )
     policy = policy or ContentPolicy.from_env()
     for number, prompt in enumerate(prompts, 1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from storyface.errors import InputError, StoryError
 from storyface.identity.tokens import identity_token
@@ -116,3 +117,15 @@ def test_build_prompts_from_a_parsed_story() -> None:
             {"Hugh Jackman": "<hugh-jackman>"},
             cast=list(IDS),
         )
+
+
+def test_token_counter_counts_each_identity_vector_when_told_how_to_expand():
+    from storyface.models import load_model
+
+    model = load_model("tiny", device="cpu")
+    from storyface.identity.tokens import Identity, load_into_pipeline
+
+    token = load_into_pipeline(model, Identity("Count Me", "sdxl", {s.key: torch.randn(2, s.dim) for s in model.encoders}))
+    tok, pipe = model.encoders[0].tokenizer, model.pipe
+    plain, expanded = token_counter(tok), token_counter(tok, lambda t: pipe.maybe_convert_prompt(t, tok))
+    assert plain(f"a photo of {token}") == 6 and expanded(f"a photo of {token}") == 7  # bos a photo of <t> <t>_1 eos

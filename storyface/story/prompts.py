@@ -116,14 +116,15 @@ def build_prompts(
     return prompts
 
 
-def token_counter(tokenizer: object) -> Callable[[str], int]:
+def token_counter(tokenizer: object, expand: Callable[[str], str] | None = None) -> Callable[[str], int]:
     """Count a prompt's CLIP tokens (start/end included) with a Hugging Face tokenizer.
 
-    Identity tokens count as the tokenizer sees them: after ``load_textual_inversion`` that is one per
-    learned vector; on a bare tokenizer "<taylor-swift>" costs several BPE pieces (an overestimate).
+    ``expand`` turns each multi-vector identity token into its vectors first, as the pipeline does
+    (``lambda t: pipe.maybe_convert_prompt(t, tokenizer)``); without it, a loaded "<taylor-swift>"
+    counts once, and on a bare tokenizer it costs several BPE pieces (an overestimate).
     """
 
     def count(text: str) -> int:
-        return len(tokenizer(text, truncation=False)["input_ids"])
+        return len(tokenizer(expand(text) if expand else text, truncation=False)["input_ids"])
 
     return count
