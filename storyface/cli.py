@@ -238,7 +238,7 @@ def comic(
     title: Optional[str] = None,
     seed: int = 0,
     steps: Annotated[int, typer.Option(min=1)] = 30,
-    guidance: float = 5.0,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance (StableIdentity: 8.5).")] = 8.5,
     size: Annotated[Optional[int], typer.Option(help="Panel side in pixels (default: the model's).")] = None,
     scheduler: str = "euler",
     backend: Annotated[str, typer.Option(help="Story parser: auto, offline or llm.")] = "auto",
