@@ -25,6 +25,7 @@ from storyface.render.attention import (
     layer_grid,
     panel_masks,
     region_cells,
+    token_plan,
     token_positions,
 )
 from storyface.render.regions import Region, plan_regions
@@ -94,14 +95,10 @@ def latents(pipe, prompts, seeds, negatives=None, guidance=5.0, **kwargs) -> tor
         ).images
 
 
-def tokens_plan(plan: dict[str, Region]) -> dict[str, Region]:
-    return {f"<{name.lower()}>": region for name, region in plan.items()}
-
-
 def captured(regional, pipe, prompts, plans, seeds, negatives=None):
     """Render with masks and return (latents, every AttentionCapture of the call)."""
     negatives = negatives or [""] * len(prompts)
-    masks = panel_masks(pipe, prompts, negatives, [tokens_plan(p) if p else None for p in plans])
+    masks = panel_masks(pipe, prompts, negatives, [token_plan(p) if p else None for p in plans])
     seen = []
     regional.capture = seen.append
     try:
@@ -218,7 +215,7 @@ def test_one_person_panel_is_bit_identical_to_no_processor(model):
     RegionalAttention.uninstall(pipe.unet)
     plain = latents(pipe, prompts, [5, 6])
     regional = RegionalAttention.install(pipe.unet)
-    masks = panel_masks(pipe, prompts, ["", ""], [tokens_plan(plan_regions(["Ada"])), None])
+    masks = panel_masks(pipe, prompts, ["", ""], [token_plan(plan_regions(["Ada"])), None])
     assert masks == [None, None]
     regional.capture = masked_calls = []
     with regional.active(masks, LATENT):
@@ -229,7 +226,7 @@ def test_one_person_panel_is_bit_identical_to_no_processor(model):
     outside = latents(pipe, prompts, [5, 6])  # installed but not active
     assert torch.equal(outside, plain)
     # and the test can fail: two people with regions do change the render
-    with regional.active(panel_masks(pipe, [AB], [""], [tokens_plan(plan_regions(["Ada", "Bob"]))]), LATENT):
+    with regional.active(panel_masks(pipe, [AB], [""], [token_plan(plan_regions(["Ada", "Bob"]))]), LATENT):
         two = latents(pipe, [AB], [5])
     assert not torch.equal(two, latents(pipe, [AB], [5]))
 
@@ -272,7 +269,7 @@ def test_negative_prompt_with_an_identity_token_is_masked_too(model):
 
 def test_several_images_per_prompt_are_refused_clearly(model):
     regional = RegionalAttention.install(model.pipe.unet)
-    masks = panel_masks(model.pipe, [AB], [""], [tokens_plan(plan_regions(["Ada", "Bob"]))])
+    masks = panel_masks(model.pipe, [AB], [""], [token_plan(plan_regions(["Ada", "Bob"]))])
     with regional.active(masks, LATENT), pytest.raises(RuntimeError, match="num_images_per_prompt=1"):
         latents(model.pipe, [AB], [1, 2], num_images_per_prompt=2)
 
@@ -286,7 +283,7 @@ def test_active_is_one_render_at_a_time(model):
 
 
 def test_panel_masks_skip_panels_with_fewer_than_two_identities_in_the_prompt(model):
-    plan = tokens_plan(plan_regions(["Ada", "Bob"]))
+    plan = token_plan(plan_regions(["Ada", "Bob"]))
     masks = panel_masks(model.pipe, [AB, "a photo of <ada> alone"], ["", ""], [plan, plan])
     assert isinstance(masks[0], PanelMask) and masks[0].positive == (((4, 5), plan["<ada>"]), ((7, 8), plan["<bob>"]))
     assert masks[1] is None

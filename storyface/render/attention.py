@@ -31,8 +31,9 @@ a mask only where the negative prompt itself holds identity tokens.
 
 Usage (the renderer; see :func:`panel_masks`)::
 
-    regional = RegionalAttention.install(pipe.unet)           # once, after loading
-    masks = panel_masks(pipe, prompts, negatives, plans)       # plans[i]: trigger token -> Region
+    regional = RegionalAttention.install(pipe.unet)              # once, after loading
+    plans = [token_plan(plan_regions(names)) for names in cast]  # per panel: trigger token -> Region
+    masks = panel_masks(pipe, prompts, negatives, plans)          # None for panels with < 2 people
     with regional.active(masks, latent_hw=(height // 8, width // 8)):
         pipe(prompt=prompts, negative_prompt=negatives, ...)
 
@@ -134,9 +135,11 @@ def panel_masks(
     negatives: Sequence[str],
     plans: Sequence[Mapping[str, Region] | None],
 ) -> list[PanelMask | None]:
-    """One entry per panel for :meth:`RegionalAttention.active`; ``plans[i]`` maps trigger tokens to regions.
+    """One entry per panel for :meth:`RegionalAttention.active`; ``plans[i]`` maps trigger tokens to
+    regions (:func:`token_plan` turns a plan by name into one).
 
-    ``None`` for a panel with no plan or fewer than two of its planned identities in the prompt.
+    ``None`` for a panel with no plan or fewer than two of its planned identities in the prompt. An
+    identity in the prompt but not in the plan is left free to attend everywhere.
     """
     if not len(prompts) == len(negatives) == len(plans):
         raise ValueError(f"got {len(prompts)} prompts, {len(negatives)} negatives, {len(plans)} plans")
@@ -152,6 +155,13 @@ def panel_masks(
         )
         masks.append(mask if mask.needed else None)
     return masks
+
+
+def token_plan(plan: Mapping[str, Region]) -> dict[str, Region]:
+    """A plan by person name (:func:`~storyface.render.regions.plan_regions`) -> by trigger token."""
+    from ..identity.tokens import identity_token
+
+    return {identity_token(name): region for name, region in plan.items()}
 
 
 # -- geometry (pure) ---------------------------------------------------------------------------
