@@ -16,6 +16,7 @@ like B (:mod:`storyface.eval.swaps`). Pure module: no torch, no files.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -47,8 +48,10 @@ class Region:
 
     def __post_init__(self) -> None:
         values = (self.x0, self.y0, self.x1, self.y1)
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values):
             raise InputError(f"a region needs four numbers x0, y0, x1, y1 from 0 to 1, got {list(values)}")
+        for side, value in zip(("x0", "y0", "x1", "y1"), values):  # numpy and int values -> plain floats
+            object.__setattr__(self, side, float(value))
         if not (0 <= self.x0 < self.x1 <= 1 and 0 <= self.y0 < self.y1 <= 1):
             raise InputError(
                 f"region {self.to_list()} must have 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 "
