@@ -42,7 +42,7 @@ def _reset(device: torch.device) -> None:
 
 
 def train_step_variants(model, plan, subjects, graph_only: bool = False) -> list[tuple[str, str]]:
-    from storyface.identity.train import TrainConfig, _make_step, _prepare
+    from storyface.identity.train import TrainConfig, TrainingRun
 
     rows = []
     dev, unet = model.device, model.pipe.unet
@@ -56,16 +56,15 @@ def train_step_variants(model, plan, subjects, graph_only: bool = False) -> list
                 continue
             unet.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
             _reset(dev)
-            cfg = TrainConfig(steps=10, bank_size=8, graph=graph).resolved(model)
-            priors, batch = _prepare(model, subjects[:n_subj], cfg)
+            run = TrainingRun(model, subjects[:n_subj], TrainConfig(steps=10, bank_size=8, graph=graph))
             t0 = time.perf_counter()
-            step = _make_step(model, priors, batch, cfg)
+            step = run.step_fn()
             setup = time.perf_counter() - t0
             n = 50 if graph else 5
             s = _per_call(dev, step, warm=2, n=n)
             rows.append((f"train step, {n_subj} id(s), {name}", f"{s * 1e3:.1f} ms/step ({n} steps; "
                          f"capture/setup {setup:.1f} s; peak {_peak_gib(dev):.2f} GiB)"))
-            del step, priors, batch
+            del step, run
     unet.to(memory_format=torch.contiguous_format)
     return rows
 
@@ -187,14 +186,12 @@ def _profile(device: torch.device, fn: Callable[[], object], label: str, out_dir
 
 
 def profile_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
-    from storyface.identity.train import _make_step, _prepare
+    from storyface.identity.train import TrainingRun
 
     dev = model.device
     rows = []
     for n_subj in sorted({1, plan.together}):
-        cfg = plan.train_config(10, graph=False).resolved(model)
-        priors, batch = _prepare(model, subjects[:n_subj], cfg)
-        step = _make_step(model, priors, batch, cfg)
+        step = TrainingRun(model, subjects[:n_subj], plan.train_config(10, graph=False)).step_fn()
         rows += _profile(dev, step, f"train step eager, {n_subj} id(s)", out_dir)
     args, kwargs = _unet_inputs(model, plan)
 
@@ -244,12 +241,12 @@ def overhead_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
     clock("celeb_stats (both encoders)", lambda: [celeb_stats(s, celeb_names()) for s in model.encoders])
     images, _ = clock("augment_bank", lambda: augment_bank(
         subject.image, subject.face_mask, subject.hair_mask, cfg.resolution, cfg.bank_size, 0))
-    clock("VAE encode bank", lambda: T._encode_bank(model, images, 0))
-    priors, batch = clock("_prepare total", lambda: T._prepare(model, [subject], cfg))
-    clock("probe_loss", lambda: T.probe_loss(model, priors, batch, cfg))
-    step = clock("_make_step (warm-up + capture)", lambda: T._make_step(model, priors, batch, cfg))
+    clock("VAE encode bank", lambda: T.encode_bank(model, images, 0))
+    run = clock("TrainingRun (prepare total)", lambda: T.TrainingRun(model, [subject], cfg))
+    clock("probe loss", run.probe)
+    step = clock("step_fn (warm-up + capture)", run.step_fn)
     clock("10 steps", lambda: [step() for _ in range(10)])
-    ident = clock("_identity", lambda: T._identity(subject, priors[0], model, cfg, {}))
+    [ident] = clock("identities", run.identities)
     clock("load_into_pipeline", lambda: load_into_pipeline(model, ident))
     return [(f"overhead: {k}", f"{v:.2f} s") for k, v in parts.items()]
 
@@ -283,7 +280,7 @@ def compile_train_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]
     from diffusers.models.attention import BasicTransformerBlock
     from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 
-    from storyface.identity.train import _make_step, _prepare
+    from storyface.identity.train import TrainingRun
 
     del CLIPEncoderLayer  # compiling the text encoders' layers recompiled inside the capture (run 2)
     for m in model.pipe.unet.modules():
@@ -291,10 +288,9 @@ def compile_train_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]
             m.compile()
     rows, dev = [], model.device
     for n_subj in (1,):
-        cfg = plan.train_config(10, graph=True).resolved(model)
-        priors, batch = _prepare(model, subjects[:n_subj], cfg)
+        run = TrainingRun(model, subjects[:n_subj], plan.train_config(10, graph=True))
         t0 = time.perf_counter()
-        step = _make_step(model, priors, batch, cfg)
+        step = run.step_fn()
         setup = time.perf_counter() - t0
         s = _per_call(dev, step, warm=2, n=50)
         rows.append((f"train step, {n_subj} id(s), regional compile + CUDA graph",
@@ -304,7 +300,9 @@ def compile_train_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]
 
 def vae_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
     """The decoder's mid-block attention hands back a channels_last-strided tensor; load_model makes
-    it contiguous with a hook (storyface.fullsize). Time the decode with and without that hook."""
+    it contiguous with a hook (storyface.models). Time the decode with and without that hook."""
+    from storyface.models import contiguous_vae_mid_blocks
+
     dev, vae = model.device, model.pipe.vae
     lat = torch.randn(plan.panels, 4, plan.side // 8, plan.side // 8, device=dev, dtype=model.dtype)
 
@@ -314,11 +312,9 @@ def vae_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
 
     rows = [(f"VAE decode {plan.panels} x {plan.side}², as loaded (contiguous mid-block hook)",
              f"{_per_call(dev, decode, 1, 3) * 1e3:.0f} ms")]
-    block = vae.decoder.mid_block
-    hooks = dict(block._forward_hooks)
-    block._forward_hooks.clear()  # the layout diffusers leaves
+    contiguous_vae_mid_blocks(model.pipe, enable=False)  # the layout diffusers leaves
     rows.append((f"VAE decode {plan.panels} x {plan.side}², hook removed", f"{_per_call(dev, decode, 1, 3) * 1e3:.0f} ms"))
-    block._forward_hooks.update(hooks)
+    contiguous_vae_mid_blocks(model.pipe)
     return rows
 
 
@@ -335,11 +331,11 @@ def overhead4_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
 
         clock = _clock(dev, parts)
 
-        priors, batch = clock("_prepare", lambda: T._prepare(model, subjects[:n], cfg))
-        clock("probe_loss", lambda: T.probe_loss(model, priors, batch, cfg))
-        step = clock("_make_step (warm-up + capture)", lambda: T._make_step(model, priors, batch, cfg))
+        run = clock("TrainingRun (prepare)", lambda: T.TrainingRun(model, subjects[:n], cfg))
+        clock("probe loss", run.probe)
+        step = clock("step_fn (warm-up + capture)", run.step_fn)
         clock("10 steps", lambda: [step() for _ in range(10)])
-        idents = clock("_identity", lambda: [T._identity(s, p, model, cfg, {}) for s, p in zip(subjects, priors)])
+        idents = clock("identities", run.identities)
         clock("load_into_pipeline (replace rows)", lambda: [load_into_pipeline(model, i) for i in idents])
         rows += [(f"overhead, {n} id(s), warm: {k}", f"{v:.2f} s") for k, v in parts.items()]
         if dev.type == "cuda":

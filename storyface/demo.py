@@ -14,8 +14,8 @@ from pathlib import Path
 
 from .errors import InputError
 from .identity.tokens import Identity, save_identity
-from .identity.train import TrainConfig
 from .models import LoadedModel
+from .names import file_slug
 
 DEMO_STORY = (
     "Grace Hopper was fixing a huge computer in the lab when Eileen Collins walked in with a flight plan. "
@@ -24,6 +24,9 @@ DEMO_STORY = (
     "At dawn, the two watched a rocket launch together."
 )
 DEMO_STYLES = ("comic style",)
+# Both photos are public domain (a NASA portrait, a US Navy portrait): nobody's consent can be asked;
+# the record says so plainly.
+DEMO_CONSENT = "StoryFace demo, public-domain photos"
 
 Report = Callable[..., None]  # (stage, done, total, info="")
 
@@ -64,23 +67,21 @@ class DemoResult:
 
 def run_demo(model: LoadedModel, out_dir: str | Path, steps: int = 100, report: Report | None = None) -> DemoResult:
     """Learn both people at once, parse the built-in story, render and lay out the page."""
-    from .api import learn_identities, make_comic
-    from .render.generate import RenderConfig, Renderer
-    from .story.parsers import parse_story
+    from .api import RenderConfig, Renderer, learn_identities, make_comic, parse_story
 
     report = report or (lambda *a, **k: None)
     out = Path(out_dir)
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    people = sample_photos()
+    people = [(photo, name, DEMO_CONSENT) for photo, name in sample_photos()]
     learned = learn_identities(
-        model, people, TrainConfig(steps=steps),
+        model, people, {"steps": steps},
         progress=lambda s, n, loss: report("training 2 identities", s, n, f"loss {loss:.4f}"),
     )
-    identities: list[Identity] = [ident for ident, _ in learned]
-    files = [save_identity(i, out / "identities" / f"{i.token.strip('<>')}.safetensors") for i in identities]
-    for ident, headshot in learned:
-        headshot.image.save(out / "identities" / f"{ident.token.strip('<>')}.png")
+    identities: list[Identity] = [p.identity for p in learned]
+    files = [save_identity(i, out / "identities" / f"{file_slug(i.name)}.safetensors") for i in identities]
+    for person in learned:
+        person.headshot.image.save(out / "identities" / f"{file_slug(person.identity.name)}.png")
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -92,11 +93,11 @@ def run_demo(model: LoadedModel, out_dir: str | Path, steps: int = 100, report: 
     comic = make_comic(
         Renderer(model), script.panels, identities, out, styles=DEMO_STYLES,
         config=RenderConfig(steps=steps_render), title="StoryFace demo", pdf=True,
-        references={ident.name: headshot for ident, headshot in learned},
+        references={p.identity.name: p.headshot for p in learned},
         callback=lambda done, total: report("rendering panels", done, total),
     )
     timings["render"] = time.perf_counter() - t
     return DemoResult(
-        out, files, out / "page.png", len(comic.panels), [p.sentence for p in script.panels], timings,
+        out, files, comic.folder.page_png, len(comic.panels), [p.sentence for p in script.panels], timings,
         model.notice if model.random_weights else "",
     )

@@ -1,30 +1,23 @@
-"""Load the base diffusion model once: hub id, local folder, single-file checkpoint, or ``tiny``.
-
-``tiny`` is a random-weight pipeline with the real SDXL (or SD 2.x) architecture and the real
-CLIP BPE tokenizer, built in code so tests and the offline demo run without downloading weights.
-Everything it draws is noise-like; the product says so wherever its output appears.
+"""Load the base diffusion model once: hub id, local diffusers folder, single-file checkpoint, or a
+random-weight pipeline built in code (``tiny`` for tests and the offline demo, ``random-sdxl`` for
+benchmarks; see :mod:`storyface.random_models`), and fix what every loaded SDXL needs fixed.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
-from typing import Literal
 
 import torch
 
 from .errors import ModelError
-from .fullsize import contiguous_vae_mid_blocks, random_sdxl_pipeline
+from .random_models import Family, build_tiny_pipeline, random_sdxl_pipeline
 
 log = logging.getLogger(__name__)
 
-Family = Literal["sdxl", "sd2"]
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 TINY_MODELS = {"tiny": "sdxl", "tiny-sdxl": "sdxl", "tiny-sd2": "sd2"}
 RANDOM_MODELS = {"random-sdxl"}
@@ -102,155 +95,29 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
-# --------------------------------------------------------------------------- tokenizer
+def _contiguous(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+    return output.contiguous()
 
 
-@lru_cache(maxsize=1)
-def _clip_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Rebuild CLIP's vocab.json/merges.txt from the BPE file open_clip ships (MIT, OpenAI)."""
-    raw = resources.files("storyface").joinpath("data/bpe_simple_vocab_16e6.txt.gz").read_bytes()
-    lines = gzip.decompress(raw).decode("utf-8").split("\n")
-    merges = lines[1 : 49152 - 256 - 2 + 1]  # CLIP keeps the first 48894 merges
-    byte_chars = list(_bytes_to_unicode().values())
-    tokens = byte_chars + [c + "</w>" for c in byte_chars]
-    tokens += ["".join(m.split()) for m in merges]
-    tokens += ["<|startoftext|>", "<|endoftext|>"]
-    return {t: i for i, t in enumerate(tokens)}, [tuple(m.split()) for m in merges]
+def contiguous_vae_mid_blocks(pipe: object, enable: bool = True) -> None:
+    """Make the VAE's mid-blocks hand back NCHW-contiguous tensors (values unchanged); ``enable=False``
+    takes the fix off again (for comparisons).
 
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte -> printable-character table."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
-
-
-def clip_tokenizer(pad_token: str = "<|endoftext|>"):
-    """The real CLIP BPE tokenizer; SDXL's second tokenizer (and SD 2.x's) pads with ``!``."""
-    from transformers import CLIPTokenizer
-
-    vocab, merges = _clip_vocab_and_merges()
-    return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), pad_token=pad_token, model_max_length=77)
-
-
-# --------------------------------------------------------------------------- tiny builder
-
-
-def _tiny_text_config(hidden: int, projection: int):
-    from transformers import CLIPTextConfig
-
-    return CLIPTextConfig(
-        vocab_size=49408,
-        hidden_size=hidden,
-        intermediate_size=hidden * 2,
-        num_attention_heads=4,
-        num_hidden_layers=3,
-        projection_dim=projection,
-        max_position_embeddings=77,
-        hidden_act="gelu",
-        bos_token_id=49406,
-        eos_token_id=49407,
-        pad_token_id=1,
-    )
-
-
-def _tiny_vae():
-    from diffusers import AutoencoderKL
-
-    return AutoencoderKL(  # 4 blocks: the real 8x downscale, with tiny widths
-        block_out_channels=(8, 16, 16, 16),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=4,
-        norm_num_groups=8,
-        layers_per_block=1,
-        sample_size=128,
-    )
-
-
-def _tiny_unet(**conditioning):
-    from diffusers import UNet2DConditionModel
-
-    return UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4),
-        use_linear_projection=True,
-        norm_num_groups=16,
-        **conditioning,
-    )
-
-
-def sdxl_scheduler():
-    """SDXL base's scheduler_config.json (also SD 2.x base's schedule)."""
-    from diffusers import EulerDiscreteScheduler
-
-    return EulerDiscreteScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        num_train_timesteps=1000,
-        steps_offset=1,
-        timestep_spacing="leading",
-        prediction_type="epsilon",
-    )
-
-
-def build_tiny_pipeline(family: Family = "sdxl", seed: int = 0):
-    """A random-weight pipeline of the real architecture, deterministic for a seed."""
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if family == "sdxl":
-            te1 = CLIPTextModel(_tiny_text_config(32, 32))
-            te2 = CLIPTextModelWithProjection(_tiny_text_config(64, 32))
-            unet = _tiny_unet(
-                cross_attention_dim=32 + 64,
-                addition_embed_type="text_time",
-                addition_time_embed_dim=8,
-                projection_class_embeddings_input_dim=6 * 8 + 32,  # 6 time ids + pooled
-            )
-            pipe = StableDiffusionXLPipeline(
-                vae=_tiny_vae(),
-                text_encoder=te1,
-                text_encoder_2=te2,
-                tokenizer=clip_tokenizer(),
-                tokenizer_2=clip_tokenizer(pad_token="!"),
-                unet=unet,
-                scheduler=sdxl_scheduler(),
-            )
-        elif family == "sd2":
-            te = CLIPTextModel(_tiny_text_config(48, 48))
-            unet = _tiny_unet(cross_attention_dim=48)
-            pipe = StableDiffusionPipeline(
-                vae=_tiny_vae(),
-                text_encoder=te,
-                tokenizer=clip_tokenizer(pad_token="!"),
-                unet=unet,
-                scheduler=sdxl_scheduler(),
-                safety_checker=None,
-                feature_extractor=None,
-                requires_safety_checker=False,
-            )
+    diffusers' spatial attention returns a transposed view (channels_last strides), so every later
+    GroupNorm, residual add and conv of the decoder ran on mixed layouts, with strided copies and
+    cuDNN layout conversions: a third of a 6-panel 1024x1024 decode (see BENCHMARKS.md). A forward
+    hook fixes it from outside diffusers; applying it twice is a no-op.
+    """
+    for coder in (pipe.vae.encoder, pipe.vae.decoder):
+        block = getattr(coder, "mid_block", None)
+        handle = getattr(block, "_storyface_contiguous", None)
+        if block is None or (handle is not None) == enable:
+            continue
+        if enable:
+            block._storyface_contiguous = block.register_forward_hook(_contiguous, prepend=True)  # before any other hook
         else:
-            raise ModelError(f"unknown model family {family!r}; choose 'sdxl' or 'sd2'")
-    return pipe
+            handle.remove()
+            block._storyface_contiguous = None
 
 
 # --------------------------------------------------------------------------- real loading

@@ -17,7 +17,8 @@ from PIL import Image
 from storyface.errors import StoryFaceError
 from storyface.identity.conditioning import add_time_ids
 from storyface.identity.graphed import warm_up
-from storyface.identity.train import Subject, TrainConfig, _make_step, _prepare, eager_step
+from storyface.identity.train import Subject, TrainConfig, TrainingRun
+from storyface.models import contiguous_vae_mid_blocks
 from storyface.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,7 @@ def test_bench_smoke_mode_prints_the_table(tmp_path):
 
 
 def test_random_sdxl_has_sdxl_base_sizes():
-    from storyface.fullsize import random_sdxl_pipeline
+    from storyface.random_models import random_sdxl_pipeline
 
     pipe = random_sdxl_pipeline("meta", torch.bfloat16)  # shapes only: no memory, no init cost
 
@@ -72,20 +73,20 @@ def test_random_sdxl_has_sdxl_base_sizes():
     assert pipe.vae.config.scaling_factor == 0.13025 and pipe.unet.dtype == torch.bfloat16
 
 
-def _plain_step(model, cfg, name: str):
-    """The trainer's step exactly as ``_make_step`` builds it on CPU, with its pieces in reach."""
-    priors, batch = _prepare(model, [subject(name, 0)], cfg)
-    return eager_step(model, priors, batch, cfg.model_copy(update={"lr": 1e-3}))
+def _plain_step(model, name: str):
+    """The trainer's step exactly as ``TrainingRun.step_fn`` builds it on CPU, with its pieces in reach."""
+    run = TrainingRun(model, [subject(name, 0)], QUICK.model_copy(update={"lr": 1e-3}))
+    step, opt, gen = run.eager_step()
+    return step, run.parameters, opt, gen
 
 
 def test_warm_up_leaves_no_trace(tiny):
     """The graph is captured after warm-up steps: they must not change what training computes."""
-    cfg = QUICK.resolved(tiny)
-    step, params, _, _ = _plain_step(tiny, cfg, "Warm Up")
+    step, params, _, _ = _plain_step(tiny, "Warm Up")
     fresh = [step().item() for _ in range(3)]
     fresh_params = [p.detach().clone() for p in params]
 
-    step, params, opt, gen = _plain_step(tiny, cfg, "Warm Up")
+    step, params, opt, gen = _plain_step(tiny, "Warm Up")
     warm_up(step, params, opt, gen, steps=2)
     after = [step().item() for _ in range(3)]
     assert after == fresh
@@ -95,18 +96,17 @@ def test_warm_up_leaves_no_trace(tiny):
 
 def test_graph_safe_step_tensors_are_built_once_on_the_device(tiny):
     """The trainer keeps time ids and the noise schedule on the device (a host copy cannot be graphed)."""
-    cfg = QUICK.resolved(tiny)
-    priors, batch = _prepare(tiny, [subject("Kw Args", 1), subject("Two People", 2)], cfg)
+    run = TrainingRun(tiny, [subject("Kw Args", 1), subject("Two People", 2)], QUICK)
+    cfg, batch = run.cfg, run.batch
     assert torch.equal(batch.time_ids, add_time_ids(tiny, cfg.resolution, cfg.resolution, 2))
     assert batch.time_ids.device == tiny.device
     assert torch.equal(batch.alphas_cumprod, tiny.pipe.scheduler.alphas_cumprod)
 
 
 def test_graph_needs_cuda(tiny):
-    cfg = QUICK.model_copy(update={"graph": True}).resolved(tiny)
-    priors, batch = _prepare(tiny, [subject("No Gpu", 3)], cfg)
+    run = TrainingRun(tiny, [subject("No Gpu", 3)], QUICK.model_copy(update={"graph": True}))
     with pytest.raises(StoryFaceError, match="CUDA"):
-        _make_step(tiny, priors, batch, cfg)
+        run.step_fn()
 
 
 def test_vae_mid_blocks_hand_back_contiguous_tensors_with_the_same_values(tiny):
@@ -117,12 +117,11 @@ def test_vae_mid_blocks_hand_back_contiguous_tensors_with_the_same_values(tiny):
     probe = block.register_forward_hook(lambda m, a, out: seen.append(out.is_contiguous()))
     with torch.no_grad():
         hooked = tiny.pipe.vae.decode(latents).sample
-        saved = dict(block._forward_hooks)
-        block._forward_hooks.clear()
-        block.register_forward_hook(lambda m, a, out: seen.append(out.is_contiguous()))
+        contiguous_vae_mid_blocks(tiny.pipe, enable=False)
         plain = tiny.pipe.vae.decode(latents).sample
-        block._forward_hooks.clear()
-        block._forward_hooks.update(saved)
+        contiguous_vae_mid_blocks(tiny.pipe)
+        contiguous_vae_mid_blocks(tiny.pipe)  # twice is a no-op
+        again = tiny.pipe.vae.decode(latents).sample
     probe.remove()
-    assert seen == [True, False]  # the hook runs first and fixes what diffusers hands back
+    assert seen == [True, False, True]  # the fix runs before the probe and makes what diffusers hands back contiguous
     torch.testing.assert_close(hooked, plain)

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from storyface.cli import app
 from storyface.identity.tokens import load_identity
 
+CONSENT = ("--consent-by", "Test Runner")  # identity files are used under a consent record, like trained ones
 SEED_STORY = (
     "Hugh Jackman was selecting an apple at the grocery store when Taylor Swift, who dislikes apples, "
     "reached for a banana nearby. They struck up a conversation about fruit. "
@@ -145,7 +146,7 @@ def test_comic_renders_one_captioned_panel_per_sentence_with_records(cli, tmp_pa
     story = tmp_path / "story.txt"
     story.write_text(SEED_STORY)
     out = tmp_path / "comic"
-    args = ["comic", "--story", story, "--identity", trained[0], "--identity", trained[1], "--model", "tiny",
+    args = ["comic", "--story", story, "--identity", trained[0], "--identity", trained[1], "--model", "tiny", *CONSENT,
             "--style", "cinematic", "--style", "watercolor painting", "--out", out, "--steps", "2", "--pdf",
             "--seed", "7", "--backend", "offline"]
     result = cli(*args)
@@ -168,7 +169,7 @@ def test_comic_renders_one_captioned_panel_per_sentence_with_records(cli, tmp_pa
 def test_comic_refuses_a_story_naming_nobody_in_the_cast(cli, tmp_path, trained):
     story = tmp_path / "story.txt"
     story.write_text("A cat slept on the windowsill. The rain kept falling.")
-    result = cli("comic", "--story", story, "--identity", trained[0], "--model", "tiny", "--out", tmp_path / "c")
+    result = cli("comic", "--story", story, "--identity", trained[0], "--model", "tiny", "--out", tmp_path / "c", *CONSENT)
     assert result.exit_code == 2 and "Hugh Jackman" in result.output
     assert not (tmp_path / "c").exists()
 
@@ -176,7 +177,7 @@ def test_comic_refuses_a_story_naming_nobody_in_the_cast(cli, tmp_path, trained)
 def test_identity_for_another_family_is_refused_before_rendering(cli, tmp_path, trained):
     story = tmp_path / "story.txt"
     story.write_text("Hugh Jackman smiled.")
-    result = cli("comic", "--story", story, "--identity", trained[0], "--model", "tiny-sd2", "--out", tmp_path / "c")
+    result = cli("comic", "--story", story, "--identity", trained[0], "--model", "tiny-sd2", "--out", tmp_path / "c", *CONSENT)
     assert result.exit_code == 2 and "SDXL" in result.output and "retrain" in result.output
     assert not (tmp_path / "c").exists()
 
@@ -197,7 +198,7 @@ def test_redraw_changes_one_panel_only_and_its_own_seed_reproduces_it(cli, tmp_p
     story = tmp_path / "story.txt"
     story.write_text(SEED_STORY)
     out = tmp_path / "comic"
-    ids = ["--identity", trained[0], "--identity", trained[1]]
+    ids = ["--identity", trained[0], "--identity", trained[1], *CONSENT]
     made = cli("comic", "--story", story, *ids, "--model", "tiny", "--out", out, "--steps", "2", "--seed", "3",
                "--backend", "offline")
     assert made.exit_code == 0, made.output
@@ -218,7 +219,7 @@ def test_redraw_changes_one_panel_only_and_its_own_seed_reproduces_it(cli, tmp_p
     assert np.abs(pixels(2).astype(int) - before[1]).max() <= 3
 
     assert "no panel 7" in cli("redraw", out, "--panel", "7", *ids, "--model", "tiny").output
-    assert "--identity" in cli("redraw", out, "--panel", "1", "--identity", trained[0], "--model", "tiny").output
+    assert "--identity" in cli("redraw", out, "--panel", "1", "--identity", trained[0], "--model", "tiny", *CONSENT).output
     record = json.loads((out / "panels" / "panel-01.json").read_text())
     record["prompt"] = record["prompt"].replace("selecting an apple", "n4ked")  # an edited record is checked again
     (out / "panels" / "panel-01.json").write_text(json.dumps(record))
@@ -241,7 +242,7 @@ def test_an_edited_panel_script_renders_as_written(cli, tmp_path, trained):
     edited = tmp_path / "script.json"
     edited.write_text(json.dumps(script))
     out = tmp_path / "comic"
-    result = cli("comic", "--story", edited, "--identity", trained[0], "--identity", trained[1], "--model", "tiny",
+    result = cli("comic", "--story", edited, "--identity", trained[0], "--identity", trained[1], "--model", "tiny", *CONSENT,
                  "--out", out, "--steps", "1")
     assert result.exit_code == 0, result.output
     panels = json.loads((out / "comic.json").read_text())["panels"]

@@ -169,7 +169,7 @@ def tiny_clip(tmp_path_factory) -> Path:
     """A random-weight CLIPModel with the real CLIP tokenizer, saved like a hub snapshot."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from storyface.models import clip_tokenizer
+    from storyface.random_models import clip_tokenizer
 
     torch.manual_seed(0)
     layers = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2)
@@ -272,6 +272,7 @@ def test_comic_with_min_likeness_then_eval_end_to_end(tmp_path, monkeypatch, ast
     made = runner.invoke(app, [
         "comic", "--story", str(story), "--identity", str(tmp_path / "eileen.safetensors"),
         "--identity", str(tmp_path / "grace.safetensors"), "--model", "tiny", "--steps", "2", "--size", "64",
+        "--consent-by", "Test Runner",
         "--backend", "offline", "--out", str(out), "--min-likeness", "0.9", "--retries", "1",
     ], catch_exceptions=False)  # fmt: skip
     assert made.exit_code == 0, made.output
@@ -308,12 +309,14 @@ def test_eval_on_a_folder_that_is_not_a_comic_is_a_clear_error(tmp_path):
 def test_reference_paths_that_leave_the_comic_folder_are_ignored(tmp_path, grace_hopper_path):
     import shutil
 
-    from storyface.eval.report import existing_references
+    from storyface.comic_folder import ComicFolder
 
     comic = tmp_path / "comic"
     (comic / "references").mkdir(parents=True)
     shutil.copy(grace_hopper_path, comic / "references" / "grace.jpg")
     shutil.copy(grace_hopper_path, tmp_path / "outside.jpg")
     refs = {"Grace Hopper": "references/grace.jpg", "Out Side": "../outside.jpg", "Abs Olute": str(tmp_path / "outside.jpg")}
-    (comic / "comic.json").write_text(json.dumps({"panels": [], "references": refs}))
-    assert existing_references(comic) == {"Grace Hopper": "references/grace.jpg"}
+    panel = {"index": 0, "prompt": "<grace-hopper> waves", "seed": 0, "width": 64, "height": 64, "steps": 1,
+             "guidance": 8.5, "scheduler": "euler"}  # fmt: skip
+    (comic / "comic.json").write_text(json.dumps({"panels": [panel], "references": refs}))
+    assert ComicFolder(comic).references() == {"Grace Hopper": comic / "references/grace.jpg"}

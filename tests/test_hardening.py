@@ -24,14 +24,15 @@ from typer.testing import CliRunner
 from storyface.api import learn_identities, make_comic, plan_prompts
 from storyface.cli import app as cli_app
 from storyface.errors import StoryFaceError
-from storyface.identity.jobs import JobQueue
-from storyface.identity.library import DB_NAME, IdentityLibrary
+from storyface.library import JobQueue
+from storyface.library import DB_NAME, IdentityLibrary
 from storyface.identity.tokens import Identity, save_identity
 from storyface.models import load_model
 from storyface.render.generate import RenderConfig, Renderer
 from storyface.safety import ContentPolicy
 from storyface.story import parse_story
-from storyface.story.schema import MAX_STORY_CHARS, Panel
+from storyface.limits import MAX_STORY_CHARS
+from storyface.story.schema import Panel
 
 CAST = ["Grace Hopper", "Eileen Collins"]
 
@@ -70,10 +71,10 @@ def fill_library(root: Path, photos: list[Path], queued: bool = True) -> Identit
     library = IdentityLibrary(root)
     for i, (name, photo) in enumerate(zip(CAST, photos)):
         with Image.open(photo) as im:
-            library.add(random_identity(name, i), im.convert("RGB"), consent_by=name)
+            library.add(random_identity(name, i), im.convert("RGB"), name)
     queue = JobQueue(library)
     if queued:  # not for the web app: its worker would train it
-        queue.submit(photos[0], "Queued Person", "tiny", {"steps": 1}, consent_by="Queued Person")
+        queue.submit(photos[0], "Queued Person", "tiny", {"steps": 1}, "Queued Person")
     return library
 
 
@@ -274,18 +275,18 @@ ROWS = [
     Row("api", "parse_story: a story over the limit", "the limit is 20,000",
         api(lambda ctx: parse_story("Grace Hopper waves. " * 1100, CAST, backend="offline"))),
     Row("api", "learn_identities: a text file", "not an image",
-        api(lambda ctx: learn_identities(ctx.renderer.model, [(ctx.files["notes"], "Ann Smith")]))),
+        api(lambda ctx: learn_identities(ctx.renderer.model, [(ctx.files["notes"], "Ann Smith", "Me")]))),
     Row("api", "library.add: a name with a path", "slash",
-        api(lambda ctx: ctx.library.add(random_identity("..\\evil", 3)))),
+        api(lambda ctx: ctx.library.add(random_identity("..\\evil", 3), None, "Test Runner"))),
     Row("api", "library.add: a taken name in other case", "already exists",
-        api(lambda ctx: ctx.library.add(random_identity("EILEEN COLLINS", 3)))),
-    Row("api", "import_file: a pickle", "pickles", api(lambda ctx: ctx.library.import_file(ctx.files["model"]))),
+        api(lambda ctx: ctx.library.add(random_identity("EILEEN COLLINS", 3), None, "Test Runner"))),
+    Row("api", "import_file: a pickle", "pickles", api(lambda ctx: ctx.library.import_file(ctx.files["model"], "Test Runner"))),
     Row("api", "JobQueue.submit: bytes that are no image", "is not an image",
-        api(lambda ctx: JobQueue(ctx.library).submit(b"GIF89a nope", "Ann Smith", "tiny", consent_by="Me"))),
+        api(lambda ctx: JobQueue(ctx.library).submit(b"GIF89a nope", "Ann Smith", "tiny", None, "Me"))),
     Row("api", "JobQueue.submit: a 48-megapixel photo", "at most 40 Mpx",
-        api(lambda ctx: JobQueue(ctx.library).submit(ctx.files["big_pixels"], "Ann Smith", "tiny", consent_by="Me"))),
+        api(lambda ctx: JobQueue(ctx.library).submit(ctx.files["big_pixels"], "Ann Smith", "tiny", None, "Me"))),
     Row("api", "JobQueue.submit: a name with a NUL", "control",
-        api(lambda ctx: JobQueue(ctx.library).submit(ctx.files["grace"], "Ann\x00", "tiny", consent_by="Me"))),
+        api(lambda ctx: JobQueue(ctx.library).submit(ctx.files["grace"], "Ann\x00", "tiny", None, "Me"))),
     # -- web app ----------------------------------------------------------------------------------
     Row("ui", "add a person without the consent tick", "tick the consent box", ui("add_person", "{grace}", "Ann Smith", False)),
     Row("ui", "a name with a path", "contains a slash", ui("add_person", "{grace}", "../etc/passwd", True)),

@@ -14,13 +14,12 @@ from storyface.identity.train import (
     Subject,
     TrainConfig,
     TrainingCancelled,
-    _prepare,
-    _step_loss,
-    probe_loss,
+    TrainingRun,
     train_identities,
     train_identity,
 )
-from storyface.models import build_tiny_pipeline, load_model
+from storyface.models import load_model
+from storyface.random_models import build_tiny_pipeline
 
 
 def synthetic_subject(name: str, seed: int) -> Subject:
@@ -111,11 +110,10 @@ def test_unet_sees_the_same_conditioning_in_training_and_inference(model):
 
 
 def test_gradients_reach_only_the_mlps(model):
-    cfg = QUICK.resolved(model)
-    priors, batch = _prepare(model, [synthetic_subject("Marie Curie", 1)], cfg)
+    run = TrainingRun(model, [synthetic_subject("Marie Curie", 1)], QUICK)
     gen = torch.Generator(model.device).manual_seed(0)
-    _step_loss(model, priors, batch, cfg, gen).sum().backward()
-    for name, p in priors[0].named_parameters():
+    run.loss(gen).sum().backward()
+    for name, p in run.priors[0].named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     frozen = [model.pipe.unet, model.pipe.vae, *[s.text_encoder for s in model.encoders]]
     assert all(p.grad is None and not p.requires_grad for m in frozen for p in m.parameters())
@@ -165,9 +163,8 @@ def test_cancel_stops_training(model):
 
 
 def test_probe_loss_is_deterministic(model):
-    cfg = QUICK.resolved(model)
-    priors, batch = _prepare(model, [synthetic_subject("Fixed Seed", 7)], cfg)
-    assert probe_loss(model, priors, batch, cfg) == probe_loss(model, priors, batch, cfg)
+    run = TrainingRun(model, [synthetic_subject("Fixed Seed", 7)], QUICK)
+    assert run.probe() == run.probe()
 
 
 def test_mlp_input_follows_the_face_encoder(model, tmp_path):

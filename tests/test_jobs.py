@@ -25,8 +25,9 @@ import torch
 from PIL import Image
 
 from storyface.errors import ImageError, InputError, NoFaceError
-from storyface.identity.jobs import DIED_TWICE, JobQueue, JobRecord, Worker, load_train_fn, worker_alive
-from storyface.identity.library import DB_NAME, DuplicateNameError, IdentityLibrary
+from storyface.library.jobs import DIED_TWICE, JobQueue, JobRecord, worker_alive
+from storyface.library.worker import Worker, load_train_fn
+from storyface.library import DB_NAME, DuplicateNameError, IdentityLibrary
 from storyface.identity.tokens import Identity
 
 TESTS = Path(__file__).resolve().parent
@@ -60,7 +61,7 @@ def slow_train(job: JobRecord, progress: Callable[[int, int, float], None], shou
     for step in range(1, total + 1):
         if should_stop():
             raise InputError("stopped")
-        time.sleep(float(job.params.get("sleep", 0.05)))
+        time.sleep(float(os.environ.get("STORYFACE_TEST_SLEEP", "0.05")))
         progress(step, total, 1.0 / step)
     return _result(job)
 
@@ -90,7 +91,7 @@ def raw_job(root: Path, job_id: str) -> dict:
 def start_worker(root: Path, train_fn: str, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "STORYFACE_TRAIN_FN": train_fn}
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(REPO), env.get("PYTHONPATH", "")])
-    cmd = [sys.executable, "-m", "storyface.identity.jobs", "--data-dir", str(root), "--poll", "0.1", *extra]
+    cmd = [sys.executable, "-m", "storyface", "jobs", "work", "--data-dir", str(root), "--poll", "0.1", *extra]
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -111,19 +112,34 @@ def dead_pid() -> int:
 
 
 def test_submit_keeps_a_copy_of_the_photo(queue: JobQueue, astronaut_path: Path, grace_hopper_path: Path) -> None:
-    job = queue.submit(astronaut_path, " Eileen  Collins ", "tiny", {"steps": 5}, consent_by="Eileen Collins")
+    job = queue.submit(astronaut_path, " Eileen  Collins ", "tiny", {"steps": 5}, "Eileen Collins")
     assert job.state == "queued" and job.name == "Eileen Collins" and job.kind == "train"
     assert job.photo_path == queue.root / "uploads" / f"{job.id}.png"
     assert job.photo_path.read_bytes() == astronaut_path.read_bytes()
     assert job.photo_sha256 == hashlib.sha256(astronaut_path.read_bytes()).hexdigest()
     assert job.params == {"steps": 5} and job.consent_by == "Eileen Collins" and job.attempts == 0
 
-    other = queue.submit(grace_hopper_path.read_bytes(), "Grace Hopper", "tiny", None, None)
+    other = queue.submit(grace_hopper_path.read_bytes(), "Grace Hopper", "tiny", None, "Test Runner")
     assert other.photo_path.suffix == ".jpg" and other.photo_path.read_bytes() == grace_hopper_path.read_bytes()
     assert [j.id for j in queue.list()] == [job.id, other.id]
     assert queue.get(job.id[:6]) == job  # the CLI may type a prefix
     reopened = JobQueue(IdentityLibrary(queue.root))  # a restart loses nothing
     assert [j.to_dict() for j in reopened.list()] == [j.to_dict() for j in queue.list()]
+
+
+@pytest.mark.parametrize("consent", [None, "", False])
+def test_consent_cannot_be_skipped_by_calling_the_queue(queue: JobQueue, astronaut_path: Path, consent) -> None:
+    before = tree(queue.root)
+    with pytest.raises(InputError, match="consent"):
+        queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, consent)
+    assert tree(queue.root) == before and queue.list() == []
+
+
+def test_training_settings_are_checked_when_queued(queue: JobQueue, astronaut_path: Path) -> None:
+    for bad, problem in (({"steps": 0}, "steps"), ({"steps": 10**9}, "steps"), ({"lerning_rate": 1}, "lerning_rate")):
+        with pytest.raises(InputError, match=problem):
+            queue.submit(astronaut_path, "Eileen Collins", "tiny", bad, "Test Runner")
+    assert queue.list() == []
 
 
 def test_only_half_written_uploads_are_removed(queue: JobQueue, astronaut_path: Path) -> None:
@@ -140,23 +156,23 @@ def test_only_half_written_uploads_are_removed(queue: JobQueue, astronaut_path: 
 
 
 def test_submit_refuses_bad_input_writing_nothing(queue: JobQueue, astronaut_path: Path) -> None:
-    queue.library.add(tiny_identity("Grace Hopper"), None, None)
-    queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, None)
+    queue.library.add(tiny_identity("Grace Hopper"), None, "Test Runner")
+    queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, "Test Runner")
     before = tree(queue.root), [j.to_dict() for j in queue.list()]
     with pytest.raises(DuplicateNameError, match="identity named 'Grace Hopper' already exists"):
-        queue.submit(astronaut_path, "GRACE hopper", "tiny", {}, None)
+        queue.submit(astronaut_path, "GRACE hopper", "tiny", {}, "Test Runner")
     with pytest.raises(DuplicateNameError, match="already queued"):
-        queue.submit(astronaut_path, "eileen COLLINS", "tiny", {}, None)
+        queue.submit(astronaut_path, "eileen COLLINS", "tiny", {}, "Test Runner")
     with pytest.raises(ImageError):
-        queue.submit(b"this is not a photo", "Somebody", "tiny", {}, None)
+        queue.submit(b"this is not a photo", "Somebody", "tiny", {}, "Test Runner")
     with pytest.raises(ImageError):
-        queue.submit(queue.root / "missing.jpg", "Somebody", "tiny", {}, None)
+        queue.submit(queue.root / "missing.jpg", "Somebody", "tiny", {}, "Test Runner")
     with pytest.raises(InputError, match="JSON"):
-        queue.submit(astronaut_path, "Somebody", "tiny", {"when": datetime.now()}, None)
+        queue.submit(astronaut_path, "Somebody", "tiny", {"when": datetime.now()}, "Test Runner")
     with pytest.raises(InputError, match="base model"):
-        queue.submit(astronaut_path, "Somebody", "  ", {}, None)
+        queue.submit(astronaut_path, "Somebody", "  ", {}, "Test Runner")
     with pytest.raises(InputError):
-        queue.submit(astronaut_path, "some/body", "tiny", {}, None)
+        queue.submit(astronaut_path, "some/body", "tiny", {}, "Test Runner")
     assert (tree(queue.root), [j.to_dict() for j in queue.list()]) == before
 
 
@@ -164,7 +180,7 @@ def test_submit_refuses_bad_input_writing_nothing(queue: JobQueue, astronaut_pat
 
 
 def test_worker_trains_and_stores_identity(queue: JobQueue, astronaut_path: Path) -> None:
-    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, consent_by="Eileen Collins")
+    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, "Eileen Collins")
     seen: list[tuple[str, int]] = []
 
     def train(job: JobRecord, progress, should_stop):
@@ -193,21 +209,21 @@ def test_train_errors_fail_the_job(queue: JobQueue, astronaut_path: Path, caplog
     def buggy(job, progress, should_stop):
         return {}["missing"]
 
-    a = queue.submit(astronaut_path, "A", "tiny", {}, None)
+    a = queue.submit(astronaut_path, "A", "tiny", {}, "Test Runner")
     Worker(queue, no_face).run_once()
-    b = queue.submit(astronaut_path, "B", "tiny", {}, None)
-    with caplog.at_level(logging.ERROR, logger="storyface.identity.jobs"):
+    b = queue.submit(astronaut_path, "B", "tiny", {}, "Test Runner")
+    with caplog.at_level(logging.ERROR, logger="storyface.library.worker"):
         Worker(queue, buggy).run_once()
     assert queue.get(a.id).state == "failed" and queue.get(a.id).error.startswith("no face found")
     assert queue.get(b.id).state == "failed" and queue.get(b.id).error == "internal error: KeyError: 'missing'"
     assert "KeyError" in caplog.text
     assert queue.library.list() == [] and a.photo_path.exists()  # failed: the photo stays for a retry
-    assert queue.submit(astronaut_path, "a", "tiny", {}, None).state == "queued"  # the name is free again
+    assert queue.submit(astronaut_path, "a", "tiny", {}, "Test Runner").state == "queued"  # the name is free again
 
 
 def test_name_taken_while_queued_fails_without_writing(queue: JobQueue, astronaut_path: Path) -> None:
-    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, None)
-    queue.library.add(tiny_identity("EILEEN COLLINS"), None, None)  # e.g. an import
+    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, "Test Runner")
+    queue.library.add(tiny_identity("EILEEN COLLINS"), None, "Test Runner")  # e.g. an import
     before = [r.id for r in queue.library.list()]
     Worker(queue, fast_train).run_once()
     assert queue.get(job.id).state == "failed" and "already exists" in queue.get(job.id).error
@@ -219,7 +235,7 @@ def test_name_taken_while_queued_fails_without_writing(queue: JobQueue, astronau
 
 
 def test_cancel_queued_job(queue: JobQueue, astronaut_path: Path) -> None:
-    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, None)
+    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, "Test Runner")
     assert queue.cancel(job.id[:8]).state == "cancelled"
     assert not job.photo_path.exists()
     assert Worker(queue, fast_train).run_once() is False
@@ -228,7 +244,7 @@ def test_cancel_queued_job(queue: JobQueue, astronaut_path: Path) -> None:
 
 
 def test_cancel_running_job_writes_nothing(queue: JobQueue, astronaut_path: Path) -> None:
-    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, None)
+    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, "Test Runner")
     steps_after_cancel = []
 
     def train(job: JobRecord, progress, should_stop):
@@ -248,7 +264,7 @@ def test_cancel_running_job_writes_nothing(queue: JobQueue, astronaut_path: Path
 
 
 def test_cancel_after_training_finished_writes_nothing(queue: JobQueue, astronaut_path: Path) -> None:
-    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, None)
+    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, "Test Runner")
 
     def train(job: JobRecord, progress, should_stop):
         queue.cancel(job.id)  # arrives after the last should_stop() check
@@ -259,8 +275,9 @@ def test_cancel_after_training_finished_writes_nothing(queue: JobQueue, astronau
     assert queue.library.list() == [] and list(queue.library.identities_dir.iterdir()) == []
 
 
-def test_worker_shutdown_requeues_the_job(queue: JobQueue, astronaut_path: Path) -> None:
-    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {"steps": 1000, "sleep": 0.01}, None)
+def test_worker_shutdown_requeues_the_job(queue: JobQueue, astronaut_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("STORYFACE_TEST_SLEEP", "0.01")
+    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {"steps": 1000}, "Test Runner")
     stop = threading.Event()
     worker = Worker(queue, slow_train)
     thread = threading.Thread(target=worker.run_forever, args=(stop, 0.05))
@@ -277,7 +294,7 @@ def test_worker_shutdown_requeues_the_job(queue: JobQueue, astronaut_path: Path)
 
 
 def test_concurrent_claims_never_share_a_job(queue: JobQueue, astronaut_path: Path) -> None:
-    ids = {queue.submit(astronaut_path, f"Person {i}", "tiny", {}, None).id for i in range(8)}
+    ids = {queue.submit(astronaut_path, f"Person {i}", "tiny", {}, "Test Runner").id for i in range(8)}
     claimed: list[str] = []
 
     def claim() -> None:
@@ -306,7 +323,7 @@ def test_worker_alive_detects_dead_zombie_and_reused_pids() -> None:
 
 
 def test_job_whose_worker_dies_twice_fails(queue: JobQueue, astronaut_path: Path) -> None:
-    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, None)
+    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, "Test Runner")
     gone = dead_pid()
     assert queue.claim_next(gone).attempts == 1
     first = next(j for j in queue.list() if j.id == job.id)  # listing notices the dead worker
@@ -320,7 +337,7 @@ def test_job_whose_worker_dies_twice_fails(queue: JobQueue, astronaut_path: Path
 def test_killed_worker_leaves_nothing_and_job_completes_later(tmp_path: Path, astronaut_path: Path) -> None:
     root = tmp_path / "data"
     queue = JobQueue(IdentityLibrary(root))
-    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {"steps": 10000, "sleep": 0.05}, "Eileen Collins")
+    job = queue.submit(astronaut_path, "Eileen Collins", "tiny", {"steps": 5000}, "Eileen Collins")
     worker = start_worker(root, "test_jobs:slow_train")
     try:
         wait_for(lambda: raw_job(root, job.id)["step"] >= 3 or worker.poll() is not None)
@@ -353,7 +370,7 @@ def test_killed_worker_leaves_nothing_and_job_completes_later(tmp_path: Path, as
 
 def test_load_train_fn() -> None:
     assert load_train_fn("test_jobs:fast_train") is fast_train
-    assert callable(load_train_fn("storyface.identity.jobs:StoryFaceTrainer"))  # classes are instantiated
+    assert callable(load_train_fn("storyface.library.worker:LibraryTrainer"))  # classes are instantiated
     for bad in ("no_colon", "test_jobs:missing", "not_a_module_xyz:f", "test_jobs:TESTS"):
         with pytest.raises(InputError):
             load_train_fn(bad)

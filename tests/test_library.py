@@ -16,14 +16,14 @@ from PIL import Image
 from safetensors import safe_open
 
 from storyface.errors import IdentityFileError, InputError
-from storyface.identity.library import (
+from storyface.library import (
     DB_NAME,
     DuplicateNameError,
     IdentityLibrary,
     LibraryError,
     UnknownIdentityError,
-    normalize_name,
 )
+from storyface.names import normalize_name
 from storyface.identity.tokens import Identity, save_identity
 from storyface.paths import data_dir, default_data_dir, resolve_data_dir
 
@@ -109,7 +109,7 @@ def test_names_are_cleaned_or_refused() -> None:
 
 def test_add_stores_files_and_row(library: IdentityLibrary, headshot: Image.Image) -> None:
     identity = make_identity("  Grace   Hopper ")
-    record = library.add(identity, headshot, consent_by="Grace Hopper")
+    record = library.add(identity, headshot, "Grace Hopper")
     assert record.name == "Grace Hopper" and record.token == "<grace-hopper>"
     assert record.dir == library.root / "identities" / record.id and len(record.id) == 32
     assert record.tiny and record.consent_by == "Grace Hopper" and record.consent_at
@@ -124,24 +124,36 @@ def test_add_stores_files_and_row(library: IdentityLibrary, headshot: Image.Imag
 
 
 def test_add_without_headshot_has_no_images(library: IdentityLibrary) -> None:
-    record = library.add(make_identity("Ada"), None, None)
+    record = library.add(make_identity("Ada"), None, "Test Runner")
     assert record.headshot_path is None and record.thumb_path is None
-    assert record.consent_by is None and record.consent_at is None
+    assert record.consent_by == "Test Runner" and record.consent_at  # consent is never optional
     assert sorted(p.name for p in record.dir.iterdir()) == ["embedding.safetensors", "record.json"]
 
 
 def test_duplicate_names_refused_case_insensitively(library: IdentityLibrary, headshot: Image.Image) -> None:
-    library.add(make_identity("Grace Hopper"), headshot, None)
-    library.add(make_identity("Zoë"), None, None)
+    library.add(make_identity("Grace Hopper"), headshot, "Test Runner")
+    library.add(make_identity("Zoë"), None, "Test Runner")
     before = snapshot(library.root)
     for dup in ["grace hopper", "  GRACE   HOPPER", "ZOË"]:
         with pytest.raises(DuplicateNameError, match="already exists"):
-            library.add(make_identity(dup, seed=1), headshot, None)
+            library.add(make_identity(dup, seed=1), headshot, "Test Runner")
+    assert snapshot(library.root) == before
+
+
+@pytest.mark.parametrize("consent", [None, "", "   ", False, 0])
+def test_consent_cannot_be_skipped_by_calling_the_library(library: IdentityLibrary, tmp_path: Path, consent) -> None:
+    before = snapshot(library.root)
+    with pytest.raises(InputError, match="consent"):
+        library.add(make_identity("Grace Hopper"), None, consent)
+    path = tmp_path / "grace.safetensors"
+    save_identity(make_identity("Grace Hopper"), path)
+    with pytest.raises(InputError, match="consent"):
+        library.import_file(path, consent)
     assert snapshot(library.root) == before
 
 
 def test_unknown_name_suggests_close_matches(library: IdentityLibrary) -> None:
-    library.add(make_identity("Grace Hopper"), None, None)
+    library.add(make_identity("Grace Hopper"), None, "Test Runner")
     with pytest.raises(UnknownIdentityError, match="did you mean 'Grace Hopper'"):
         library.get("Grace Hoper")
     with pytest.raises(UnknownIdentityError):
@@ -155,7 +167,7 @@ def test_library_survives_process_restart(tmp_path: Path) -> None:
     root = tmp_path / "data"
     first = IdentityLibrary(root).add(make_identity("Eileen Collins"), None, "Eileen Collins")
     code = (
-        "import json; from storyface.identity.library import IdentityLibrary; from storyface.paths import data_dir\n"
+        "import json; from storyface.library import IdentityLibrary; from storyface.paths import data_dir\n"
         "lib = IdentityLibrary(data_dir())\n"
         "print(json.dumps([r.to_dict() for r in lib.list()]))\n"
         "print(lib.load('eileen collins').digest())\n"
@@ -170,7 +182,7 @@ def _add_many(root: str, prefix: str, count: int, barrier: multiprocessing.synch
     barrier.wait()
     for i in range(count):
         library = IdentityLibrary(root)  # reopening runs crash recovery while the other process adds
-        library.add(make_identity(f"{prefix} {i}", seed=i), None, None)
+        library.add(make_identity(f"{prefix} {i}", seed=i), None, "Test Runner")
         names = {r.name for r in library.list()}
         assert f"{prefix} {i}" in names
 
@@ -199,7 +211,7 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
 
 def test_open_removes_crash_leftovers(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    kept = IdentityLibrary(root).add(make_identity("Kept"), None, None)
+    kept = IdentityLibrary(root).add(make_identity("Kept"), None, "Test Runner")
     ids = root / "identities"
     # a crash while writing files, one between the rename and the commit, one inside a rename,
     # one after a delete's commit, and a committed add whose marker was not yet removed
@@ -284,7 +296,7 @@ def test_older_backup_database_keeps_newer_identities(tmp_path: Path, headshot: 
 
 def test_unindexable_folder_is_moved_aside_not_deleted(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    IdentityLibrary(root).add(make_identity("Grace Hopper"), None, None)
+    IdentityLibrary(root).add(make_identity("Grace Hopper"), None, "Test Runner")
     clash = root / "identities" / ("a" * 32)
     save_identity(make_identity("grace  HOPPER", seed=5), clash / "embedding.safetensors")  # same person's key
     broken = root / "identities" / ("b" * 32)
@@ -306,13 +318,13 @@ def test_readonly_open_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(UnknownIdentityError, match="library is empty"):
         reader.get("Grace Hopper")
     with pytest.raises(LibraryError, match="read-only"):
-        reader.add(make_identity("Grace Hopper"), None, None)
+        reader.add(make_identity("Grace Hopper"), None, "Test Runner")
     assert list(root.iterdir()) == []
 
 
 def test_damaged_database_is_a_clear_error(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    IdentityLibrary(root).add(make_identity("Grace Hopper"), None, None)
+    IdentityLibrary(root).add(make_identity("Grace Hopper"), None, "Test Runner")
     for sidecar in root.glob(f"{DB_NAME}*"):
         sidecar.unlink()
     (root / DB_NAME).write_bytes(b"garbage " * 512)
@@ -331,7 +343,7 @@ def test_failed_insert_leaves_nothing(library: IdentityLibrary) -> None:
         raise RuntimeError("crash before commit")
 
     with pytest.raises(RuntimeError):
-        library.add(make_identity("Doomed"), None, None, in_transaction=explode)
+        library.add(make_identity("Doomed"), None, "Test Runner", in_transaction=explode)
     assert snapshot(library.root) == before
 
 
@@ -340,7 +352,7 @@ def test_failed_insert_leaves_nothing(library: IdentityLibrary) -> None:
 
 def test_rename_delete_export_import_round_trip(library: IdentityLibrary, headshot: Image.Image, tmp_path: Path) -> None:
     original = make_identity("Grace Hopper", seed=3)
-    record = library.add(original, headshot, None)
+    record = library.add(original, headshot, "Test Runner")
     renamed = library.rename("grace hopper", "Amazing Grace")
     assert renamed.id == record.id and renamed.name == "Amazing Grace"
     with safe_open(str(record.embedding_path), framework="pt") as f:
@@ -361,16 +373,16 @@ def test_rename_delete_export_import_round_trip(library: IdentityLibrary, headsh
     deleted = library.delete("Amazing Grace")
     assert not deleted.dir.exists() and library.list() == []
 
-    back = library.import_file(exported, expect_family="sdxl", expect_dims=TINY_DIMS)
+    back = library.import_file(exported, "Test Runner", expect_family="sdxl", expect_dims=TINY_DIMS)
     assert back.name == "AMAZING GRACE" and back.id != record.id and back.headshot_path is None
     assert library.load("amazing grace").digest() == original.digest()
-    again = library.import_file(exported, name="Grace Again")
+    again = library.import_file(exported, "Test Runner", name="Grace Again")
     assert again.name == "Grace Again" and len(library.list()) == 2
 
 
 def test_rename_onto_existing_name_changes_nothing(library: IdentityLibrary) -> None:
-    library.add(make_identity("Ada"), None, None)
-    library.add(make_identity("Grace"), None, None)
+    library.add(make_identity("Ada"), None, "Test Runner")
+    library.add(make_identity("Grace"), None, "Test Runner")
     before = snapshot(library.root)
     with pytest.raises(DuplicateNameError):
         library.rename("Ada", "GRACE")
@@ -403,30 +415,30 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_bad_imports_refused_with_nothing_written(library: IdentityLibrary, tmp_path: Path) -> None:
-    library.add(make_identity("Existing"), None, None)
+    library.add(make_identity("Existing"), None, "Test Runner")
     (tmp_path / "bad").mkdir()
     bad_files = _bad_files(tmp_path / "bad")
     other = save_identity(make_identity("Other"), tmp_path / "other.safetensors")
     before = snapshot(library.root)
     for label, path in bad_files.items():
         with pytest.raises(IdentityFileError):
-            library.import_file(path, expect_family="sdxl", expect_dims=TINY_DIMS)
+            library.import_file(path, "Test Runner", expect_family="sdxl", expect_dims=TINY_DIMS)
         assert snapshot(library.root) == before, label
     with pytest.raises(IdentityFileError, match="expected"):  # tiny rows offered to a real SDXL library
-        library.import_file(other, expect_dims={"clip_l": 768, "clip_g": 1280})
+        library.import_file(other, "Test Runner", expect_dims={"clip_l": 768, "clip_g": 1280})
     with pytest.raises(IdentityFileError, match="SD2"):
-        library.import_file(other, expect_family="sd2")
+        library.import_file(other, "Test Runner", expect_family="sd2")
     with pytest.raises(DuplicateNameError):
-        library.import_file(other, name="existing")
+        library.import_file(other, "Test Runner", name="existing")
     assert snapshot(library.root) == before
 
 
 def test_names_that_would_share_a_trigger_token_are_one_person(tmp_path):
-    from storyface.identity.library import DuplicateNameError, IdentityLibrary
+    from storyface.library import DuplicateNameError, IdentityLibrary
 
     lib = IdentityLibrary(tmp_path)
-    lib.add(Identity("Grace Hopper", "sdxl", {"clip_l": torch.randn(2, 32), "clip_g": torch.randn(2, 64)}, {"tiny": "true"}))
+    lib.add(Identity("Grace Hopper", "sdxl", {"clip_l": torch.randn(2, 32), "clip_g": torch.randn(2, 64)}, {"tiny": "true"}), None, "Test Runner")
     for other in ("Grace-Hopper", "grace_hopper", "GRACE   HOPPER", "Grâce Hopper"):
         with pytest.raises(DuplicateNameError, match="Grace Hopper"):
-            lib.add(Identity(other, "sdxl", {"clip_l": torch.randn(2, 32), "clip_g": torch.randn(2, 64)}, {"tiny": "true"}))
+            lib.add(Identity(other, "sdxl", {"clip_l": torch.randn(2, 32), "clip_g": torch.randn(2, 64)}, {"tiny": "true"}), None, "Test Runner")
     assert [r.name for r in lib.list()] == ["Grace Hopper"]

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from storyface.errors import ModelError
-from storyface.models import build_tiny_pipeline, clip_tokenizer, load_model
+from storyface.models import load_model
+from storyface.random_models import build_tiny_pipeline, clip_tokenizer
 
 
 def test_clip_tokenizer_is_the_real_bpe():

@@ -22,7 +22,7 @@ IDS = {name: identity_token(name) for name in ("Hugh Jackman", "Taylor Swift")}
 
 @pytest.fixture(scope="session")
 def count_clip_tokens():
-    from storyface.models import clip_tokenizer
+    from storyface.random_models import clip_tokenizer
 
     return token_counter(clip_tokenizer())
 

@@ -13,13 +13,17 @@ import torch
 
 from storyface.api import make_comic, plan_prompts
 from storyface.errors import InputError, StoryError
-from storyface.identity.library import IdentityLibrary, clean_consent, normalize_name
-from storyface.identity.tokens import Identity, identity_token
+from storyface.library import IdentityLibrary
+from storyface.names import normalize_name
+from storyface.safety.consent import Consent, require_consent
+from storyface.identity.tokens import Identity
+from storyface.names import identity_token
 from storyface.models import load_model
 from storyface.render.generate import RenderConfig, Renderer
 from storyface.safety import ContentPolicy, ContentPolicyError, WordList, check_prompt
 from storyface.safety.grounding import added_text
-from storyface.safety.inputs import MAX_SENTENCE_CHARS, panels_from_json
+from storyface.limits import MAX_SENTENCE_CHARS
+from storyface.story.schema import panels_from_json
 from storyface.safety.policy import minor_age, names_known_person
 from storyface.story import DEFAULT_NEGATIVE_PROMPT, STYLE_PRESETS, Panel
 
@@ -201,14 +205,37 @@ def test_plan_prompts_refuses_the_naked_panel_and_names_it(renderer):
     assert "<grace-hopper>" in ok[0].prompt
 
 
-def test_plan_prompts_checks_the_free_style_and_reads_the_environment(renderer, monkeypatch):
+def test_plan_prompts_checks_the_free_style_and_the_renderer_holds_the_doors_policy(renderer, monkeypatch):
     grace = random_identity("Grace Hopper", 0)
     panel = [Panel(sentence="Grace Hopper reads.")]
     with pytest.raises(ContentPolicyError, match="sexual content"):
         plan_prompts(renderer, panel, [grace], free_style="s3xy pin-up")
-    monkeypatch.setenv("STORYFACE_CONTENT_POLICY", "fictional")  # still refused: she is a cast identity
-    with pytest.raises(ContentPolicyError, match="mode fictional"):
+    monkeypatch.setenv("STORYFACE_CONTENT_POLICY", "fictional")  # read once, at the door, not by the core
+    with pytest.raises(ContentPolicyError, match="mode strict"):
         plan_prompts(renderer, [Panel(sentence="Grace Hopper nude.")], [grace])
+    door = Renderer(renderer.model, policy=ContentPolicy.from_env())  # still refused: she is a cast identity
+    with pytest.raises(ContentPolicyError, match="mode fictional"):
+        plan_prompts(door, [Panel(sentence="Grace Hopper nude.")], [grace])
+
+
+def test_the_policy_given_to_make_comic_is_the_one_the_renderer_applies(renderer, tmp_path):
+    """A scene without a cast member: 'fictional' allows non-explicit nudity there, 'strict' does not."""
+    grace = random_identity("Grace Hopper", 0)
+    panels = [Panel(sentence="Grace Hopper waves."), Panel(sentence="Grace Hopper paints a nude statue.")]
+    with pytest.raises(ContentPolicyError, match="mode strict"):
+        make_comic(renderer, panels, [grace], tmp_path / "strict", config=RenderConfig(steps=1))
+    calls = []
+    original = renderer.render
+    renderer.render = lambda *a, **k: calls.append(k.get("policy")) or original(*a, **k)
+    try:
+        with pytest.raises(ContentPolicyError):  # a cast identity stays refused whatever the mode
+            make_comic(renderer, panels, [grace], tmp_path / "fictional", config=RenderConfig(steps=1),
+                       policy=ContentPolicy("fictional"))
+        comic = make_comic(renderer, panels[:1], [grace], tmp_path / "ok", config=RenderConfig(steps=1),
+                           policy=ContentPolicy("fictional"))
+    finally:
+        del renderer.render
+    assert len(comic.panels) == 1 and [c.mode for c in calls] == ["fictional"]
 
 
 def test_make_comic_writes_nothing_when_a_panel_is_refused(renderer, tmp_path):
@@ -314,20 +341,20 @@ def test_the_llm_parser_leaves_out_added_panels_with_a_warning(monkeypatch):
     "name, problem",
     [("../../etc/passwd", "slash"), ("a\\b", "slash"), ("Eve\nMallory", "control"), ("Eve\x00", "control"),
      ("Ann\u202eaD", "invisible"), ("Zero\u200bWidth", "invisible"), ("bad\udc80byte", "invalid"), ("   ", "required"),
-     ("x" * 81, "80")],
+     ("x" * 81, "80"), ("..", "no letters"), ("\u3164", "invisible")],
 )  # fmt: skip
 def test_names_with_path_or_control_characters_are_refused(name, problem):
     with pytest.raises(InputError, match=problem):
         normalize_name(name)
 
 
-@pytest.mark.parametrize("name", ["..", "CON", "Ünïcödé Nåme", "名前", "a:b*c?d", "<script>", "x" * 80, "O'Brien-Smith Jr."])
+@pytest.mark.parametrize("name", ["..Eve", "CON", "Ünïcödé Nåme", "名前", "a:b*c?d", "<script>", "x" * 80, "O'Brien-Smith Jr."])
 def test_tokens_and_exported_files_never_leave_their_folder(tmp_path, name):
     token = identity_token(name)
     assert token.startswith("<") and token.endswith(">")
     assert all(c.isascii() and (c.isalnum() or c == "-") for c in token.strip("<>"))
     library = IdentityLibrary(tmp_path / "home")
-    library.add(random_identity(name, 1))
+    library.add(random_identity(name, 1), None, "Test Runner")
     out = tmp_path / "exports"
     out.mkdir()
     dest = library.export(name, out)
@@ -336,9 +363,12 @@ def test_tokens_and_exported_files_never_leave_their_folder(tmp_path, name):
 
 
 def test_consent_is_tidied_like_a_name():
-    assert clean_consent("  Grace   Hopper ") == "Grace Hopper" and clean_consent(" ") is None
+    assert Consent("  Grace   Hopper ").by == "Grace Hopper"
+    for missing in (None, " ", ""):
+        with pytest.raises(InputError, match="needs consent"):
+            require_consent(missing, "Ann Smith")
     with pytest.raises(InputError, match="consent: .*control"):
-        clean_consent("Eve\x07")
+        Consent("Eve\x07")
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from storyface.errors import InputError, StoryError
+from storyface.limits import MAX_PANELS
 from storyface.story import (
     DEFAULT_NEGATIVE_PROMPT,
-    MAX_PANELS,
     PARSERS,
     STYLE_PRESETS,
     Panel,

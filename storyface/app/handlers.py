@@ -9,13 +9,14 @@ No ``from __future__ import annotations`` here: Gradio resolves these hints at r
 """
 
 import functools
+import html
 import json
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,22 +24,18 @@ from typing import Any
 import gradio as gr
 from PIL import Image, ImageOps
 
-from ..api import Comic, make_comic, write_comic
+from .. import api
 from ..errors import InputError, StoryError, StoryFaceError
-from ..eval.likeness import PanelScore, references_from, score_panels
-from ..identity.jobs import ACTIVE, JobRecord
-from ..identity.library import DuplicateNameError, IdentityRecord, name_key, normalize_name
 from ..identity.tokens import Identity
-from ..render.generate import MAX_SEED, RenderConfig
-from ..story.schema import MAX_PANELS, Panel
+from ..library import ACTIVE, DuplicateNameError, IdentityRecord, JobRecord
+from ..limits import MAX_PANELS, MAX_RENDER_STEPS, MAX_SEED, MAX_TRAIN_STEPS
+from ..names import name_key, normalize_name, tidy
 from .services import Services
 
 log = logging.getLogger(__name__)
 
 PANEL_HEADERS = ["sentence", "characters"]
 JOB_HEADERS = ["name", "state", "progress", "loss", "error"]
-MAX_TRAIN_STEPS = 5000
-MAX_RENDER_STEPS = 150
 JOBS_SHOWN = 20
 PREVIEW_SIDE = 192  # px of a pending person's aligned-face tile
 NO_ONE = "(no one in the cast: write a full name)"
@@ -46,23 +43,23 @@ NO_ONE = "(no one in the cast: write a full name)"
 
 @dataclass(frozen=True)
 class PendingPerson:
-    """One person added to the training list: the photo as uploaded, and its aligned face."""
+    """One person added to the training list: the photo as uploaded, its aligned face, and the person
+    as the core checked them (name, consent record, face)."""
 
     name: str
     photo: bytes
     preview: Image.Image
-    consent: bool
+    person: api.PreparedPerson
 
 
 @dataclass
 class ComicSession:
     """The last comic of a browser session, kept so one panel can be drawn again."""
 
-    comic: Comic
+    comic: api.Comic
     identities: list[Identity]
-    title: str | None
-    references: dict  # name -> face vector of the library headshot, encoded once per comic
-    scores: list[PanelScore]  # likeness of each panel, shown next to it
+    references: dict  # name -> the library headshot the likeness is measured against
+    scores: list[api.PanelScore]  # likeness of each panel, shown next to it
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -73,7 +70,8 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except StoryFaceError as exc:
-            raise gr.Error(str(exc), title="Please check", print_exception=False) from exc
+            # the toast renders HTML: a name like "<img src=x>" must show as text, never become an element
+            raise gr.Error(html.escape(str(exc), quote=False), title="Please check", print_exception=False) from exc
 
     return wrapper
 
@@ -124,29 +122,19 @@ def clean_rows(rows: Any) -> list[str]:
     sentences = []
     for row in rows or []:
         cell = row[0] if isinstance(row, (list, tuple)) and row else row
-        text = " ".join(str(cell if cell is not None else "").split())
+        text = tidy(cell if cell is not None else "")
         if text:
             sentences.append(text)
     return sentences
 
 
-def describe_panel(sentence: str, cast: Sequence[str]) -> tuple[str, list[str]]:
-    """The sentence with cast names spelled in full (as prompts need them), and who it shows."""
-    from ..story.offline import canonical_names, find_cast
-
-    if not cast:
-        return sentence, []
-    sentence = canonical_names(sentence, list(cast))
-    return sentence, find_cast(sentence, list(cast))
-
-
 def panel_row(sentence: str, cast: Sequence[str]) -> list[str]:
     """A row of the panel table."""
-    sentence, characters = describe_panel(sentence, cast)
+    sentence, characters = api.describe_panel(sentence, cast)
     return [sentence, ", ".join(characters) or NO_ONE]
 
 
-def likeness_line(score: PanelScore) -> str:
+def likeness_line(score: api.PanelScore) -> str:
     """'likeness: Grace Hopper 0.95, Eileen Collins not found' (dlib cosine; same person ~0.95+)."""
     parts = [f"{name} {value:.2f}" for name, value in score.similarities.items()]
     parts += [f"{name} not found" for name in score.missing]
@@ -154,19 +142,19 @@ def likeness_line(score: PanelScore) -> str:
     return "likeness: " + ", ".join(parts) if parts else ""
 
 
-def comic_outputs(comic: Comic, scores: Sequence[PanelScore]) -> tuple[str, list[tuple[str, str]], list[str], dict, str]:
+def comic_outputs(comic: api.Comic, scores: Sequence[api.PanelScore]) -> tuple[str, list[tuple[str, str]], list[str], dict, str]:
     """page image, panel tiles (with each panel's likeness), download files, record, status line."""
-    out = comic.out_dir
+    out, folder = comic.out_dir, comic.folder
     tiles = [
-        (str(out / "panels" / f"panel-{i:02d}.png"), f"{i}. {panel.sentence} — {likeness_line(score)}".rstrip(" —"))
+        (str(folder.panel_png(i)), f"{i}. {panel.sentence} — {likeness_line(score)}".rstrip(" —"))
         for i, (panel, score) in enumerate(zip(comic.script, scores), start=1)
     ]
     downloads = [str(f) for f in comic.files if f.parent == out and f.suffix in (".png", ".pdf")]
-    record = {"out_dir": str(out), **json.loads((out / "comic.json").read_text())}
+    record = {"out_dir": str(out), **json.loads(folder.manifest.read_text())}
     seeds = ", ".join(str(p.seed) for p in comic.panels)
     status = f"**{len(comic.panels)} panels** (seeds {seeds}) saved in `{out}`"
     status += "".join(f"\n- ⚠ {w}" for w in comic.warnings)
-    return str(out / "page.png"), tiles, downloads, record, status
+    return str(folder.page_png), tiles, downloads, record, status
 
 
 def _row_index(row: Any, n: int) -> int:
@@ -187,44 +175,40 @@ class Handlers:
     # -- 1. cast ---------------------------------------------------------------------------
 
     @user_errors
-    def add_person(self, photo: str | None, name: str, consent: bool, pending: list) -> tuple:
+    def add_person(self, photo: str | None, name: str, consent: bool, pending: list, request: gr.Request) -> tuple:
         """Photo + name + consent -> one more person on the training list (the face is checked now)."""
-        from ..faces import prepare_headshot
-
         if not photo:
             raise InputError("upload a photo of the person first (one face, looking at the camera)")
         name = normalize_name(name or "")
-        if not consent:
+        if consent is not True:  # only a real tick: "false", "no" or 1 through the API are not consent
             raise InputError(
                 f"tick the consent box for {name}'s photo: StoryFace learns a face only with that person's permission"
             )
         self._check_name_free(name, pending)
         data = Path(photo).read_bytes()
+        user = getattr(request, "username", None) or "local user"
         try:
-            headshot = prepare_headshot(data)
+            person = api.prepare_person(data, name, f"{user} (consent box ticked in the web app)")
         except StoryFaceError as exc:
             raise type(exc)(f"the photo for {name}: {exc}") from None
-        person = PendingPerson(name, data, ImageOps.fit(headshot.image, (PREVIEW_SIDE, PREVIEW_SIDE)), True)
-        pending = [*pending, person]
+        preview = ImageOps.fit(person.headshot.image, (PREVIEW_SIDE, PREVIEW_SIDE))
+        pending = [*pending, PendingPerson(name, data, preview, person)]
         return pending, pending_gallery(pending), None, "", False
 
     def clear_people(self) -> tuple:
         return [], []
 
     @user_errors
-    def train(self, steps: float, pending: list, awaiting: list, request: gr.Request) -> tuple:
+    def train(self, steps: float, pending: list, awaiting: list) -> tuple:
         """Queue one training job per listed person; the worker thread trains them one by one."""
         if not pending:
             raise InputError("add at least one person (photo, full name, consent tick) before pressing Train")
-        steps = whole_number(steps, "training steps", 1, MAX_TRAIN_STEPS)
-        for i, person in enumerate(pending):
-            if not person.consent:
-                raise InputError(f"no consent tick for {person.name}'s photo; remove them and add them again")
-            self._check_name_free(person.name, pending[:i])
-        user = getattr(request, "username", None) or "local user"
-        consent_by = f"{user} (consent box ticked in the web app)"
+        settings = api.LearnSettings.from_params({"steps": whole_number(steps, "training steps", 1, MAX_TRAIN_STEPS)})
+        for i, pending_person in enumerate(pending):
+            self._check_name_free(pending_person.name, pending[:i])
         jobs = [
-            self.s.queue.submit(p.photo, p.name, self.s.model.source, {"steps": steps}, consent_by) for p in pending
+            api.queue_person(self.s.library, p.photo, self.s.model.source, replace(p.person, settings=settings))
+            for p in pending
         ]
         names = [j.name for j in jobs]
         status = f"queued {len(jobs)} training job(s): {', '.join(names)}; they join the library when done"
@@ -287,10 +271,8 @@ class Handlers:
     @user_errors
     def process_text(self, story: str, cast: list | None) -> tuple:
         """Story -> one row per panel sentence, pronouns replaced by full names."""
-        from ..story.parsers import parse_story
-
         names = self._cast(cast)
-        script = parse_story(story or "", names)
+        script = api.parse_story(story or "", names)
         rows = [[p.sentence, ", ".join(p.characters)] for p in script.panels]
         status = f"{len(rows)} panels ({script.backend} parser)" + "".join(f"\n- ⚠ {w}" for w in script.warnings)
         return rows, status
@@ -342,22 +324,22 @@ class Handlers:
     ) -> tuple:
         """Draw every panel (one image per sentence) and lay out the captioned page."""
         names = self._cast(cast)
-        panels = self._panels(rows, names)
+        panels = api.script_from_sentences(clean_rows(rows), names)
         seed = whole_number(seed, "the seed", 0, MAX_SEED - MAX_PANELS)
-        config = RenderConfig(steps=whole_number(steps, "render steps", 1, MAX_RENDER_STEPS))
-        identities = [self.s.library.load(n) for n in names]
-        headshots = {n: p for n in names if (p := self.s.library.get(n).headshot_path) is not None}
+        config = api.RenderConfig(steps=whole_number(steps, "render steps", 1, MAX_RENDER_STEPS))
+        cast_members = api.identities_for(names, self.s.library)
+        identities = [m.identity for m in cast_members]
+        headshots = {m.identity.name: m.reference for m in cast_members if m.reference is not None}
         out_dir = self.s.comics_dir / f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         with self._device(progress):
-            comic = make_comic(
+            comic = api.make_comic(
                 self.s.renderer, panels, identities, out_dir, styles=list(styles or []), free_style=free_style or "",
                 config=config, seed=seed, title=(title or "").strip() or None, pdf=True,
                 callback=self._render_progress(progress), references=headshots,
             )  # fmt: skip
         progress(1.0, desc="measuring likeness")
-        references = references_from(headshots)
-        scores = score_panels([p.image for p in comic.panels], references, [p.characters for p in comic.prompts])
-        session = ComicSession(comic, identities, (title or "").strip() or None, references, scores)
+        scores = api.comic_likeness(comic, headshots)
+        session = ComicSession(comic, identities, headshots, scores)
         return (*comic_outputs(comic, scores), session)
 
     def select_panel(self, evt: gr.SelectData) -> int:
@@ -372,16 +354,10 @@ class Handlers:
         index = whole_number(number, "the panel number (click a panel below the page)", 1, len(comic.panels)) - 1
         with self._device(progress):
             progress(0, desc=f"drawing panel {index + 1} again")
-            self.s.renderer.load_identities(session.identities)  # another session may have swapped tokens
-            images = list(comic.panels)
-            images[index] = self.s.renderer.rerender(comic.panels[index])
-            comic = write_comic(
-                self.s.renderer, list(comic.script), comic.prompts, images, session.identities, comic.out_dir,
-                session.title, pdf=True,
-            )  # fmt: skip
+            comic = api.redraw_panel(self.s.renderer, comic.out_dir, index + 1, session.identities)
         scores = list(session.scores)
-        scores[index] = score_panels([images[index].image], session.references, [comic.prompts[index].characters])[0]
-        return (*comic_outputs(comic, scores), ComicSession(comic, session.identities, session.title, session.references, scores))
+        scores[index] = api.comic_likeness(comic, session.references)[index]
+        return (*comic_outputs(comic, scores), ComicSession(comic, session.identities, session.references, scores))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -404,7 +380,7 @@ class Handlers:
         """The picked names in the library's spelling; a name still training gets its own message."""
         names, seen = [], set()
         for raw in cast or []:
-            name = " ".join(str(raw).split())
+            name = tidy(raw)
             if name and name_key(name) not in seen:
                 seen.add(name_key(name))
                 names.append(name)
@@ -415,21 +391,6 @@ class Handlers:
             if name not in self.s.library and name_key(name) in training:
                 raise InputError(f"{name} is still training; wait until the job is done, then try again")
         return [self.s.library.get(n).name for n in names]
-
-    def _panels(self, rows: Any, cast: list[str]) -> list[Panel]:
-        sentences = clean_rows(rows)
-        if not sentences:
-            raise StoryError("the panel list is empty: write a story and press Process text, or add rows")
-        if len(sentences) > MAX_PANELS:
-            raise StoryError(f"{len(sentences)} panels is more than a page holds ({MAX_PANELS}); delete some rows")
-        panels = [Panel(sentence=s, characters=c) for s, c in (describe_panel(s, cast) for s in sentences)]
-        for number, panel in enumerate(panels, start=1):
-            if not panel.characters:
-                raise StoryError(
-                    f"panel {number} ({panel.sentence!r}) names no one in the cast ({', '.join(cast)}): "
-                    "write a cast member's name in it, or delete the row"
-                )
-        return panels
 
     def _move(self, rows: Any, row: Any, cast: list | None, offset: int) -> tuple:
         sentences = clean_rows(rows)

@@ -17,12 +17,11 @@ from typing import Any
 
 from PIL import Image
 
+from ..api import ContentPolicy, IdentityLibrary, JobQueue, LoadedModel, Renderer
 from ..errors import ModelError
-from ..identity.jobs import JobQueue, JobRecord, StoryFaceTrainer, Worker
-from ..identity.library import IdentityLibrary
 from ..identity.tokens import Identity
-from ..models import LoadedModel
-from ..render.generate import Renderer
+from ..library.jobs import JobRecord
+from ..library.worker import LibraryTrainer, Worker
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +34,11 @@ RENDER_STEPS = {"tiny": 4, "real": 30}
 WORKER_POLL_S = 0.5
 
 
-class SharedModelTrainer(StoryFaceTrainer):
+class SharedModelTrainer(LibraryTrainer):
     """The job queue's trainer, but on the app's already-loaded model and under the device lock."""
 
     def __init__(self, model: LoadedModel, device_lock: threading.Lock) -> None:
-        super().__init__()
-        self.shared_model = model
+        super().__init__(model)
         self.device_lock = device_lock
 
     def __call__(
@@ -49,13 +47,13 @@ class SharedModelTrainer(StoryFaceTrainer):
         with self.device_lock:
             return super().__call__(job, progress, should_stop)
 
-    def _load(self, source: str) -> Any:
-        if source != self.shared_model.source:
+    def model_for(self, source: str) -> Any:
+        if source != self._model.source:
             raise ModelError(
-                f"this job was queued for base model {source!r}, but the web app runs {self.shared_model.source!r}; "
+                f"this job was queued for base model {source!r}, but the web app runs {self._model.source!r}; "
                 f"train it with `storyface jobs work` on that model, or queue it again here"
             )
-        return self.shared_model
+        return self._model
 
 
 @dataclass
@@ -85,16 +83,17 @@ class Services:
         worker: bool = True,
     ) -> Services:
         """Open the library (``data_dir`` or the default), load the model once, start the worker thread."""
-        from ..models import load_model
+        from ..api import load_model
         from ..paths import data_dir as resolve
 
         root = resolve(data_dir)
         library = IdentityLibrary(root)  # a bad data dir fails before the (slow) model load
+        policy = ContentPolicy.from_env()  # the user's setting, read once here, at the door
         loaded = model if isinstance(model, LoadedModel) else load_model(model)
         kind = "tiny" if loaded.is_tiny else "real"
         services = cls(
             model=loaded,
-            renderer=Renderer(loaded),
+            renderer=Renderer(loaded, policy=policy),
             library=library,
             queue=JobQueue(library),
             comics_dir=root / COMICS_DIR,

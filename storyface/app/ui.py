@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from ..limits import MAX_RENDER_STEPS, MAX_TRAIN_STEPS, UPLOAD_LIMIT
 from .services import Services
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUTH_ENV = "STORYFACE_AUTH"
-MAX_UPLOAD = "25mb"  # faces.io.MAX_BYTES: Gradio refuses a bigger upload before it reaches the disk
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 TITLE = "StoryFace"
 INTRO = (
@@ -138,7 +138,7 @@ def _cast_section(ui: SimpleNamespace, services: Services) -> None:
     import gradio as gr
 
     from .components import PhotoInput
-    from .handlers import JOB_HEADERS, MAX_TRAIN_STEPS
+    from .handlers import JOB_HEADERS
 
     _step("1 · Cast")
     with gr.Row(equal_height=False):
@@ -201,7 +201,6 @@ def _style_section(ui: SimpleNamespace, services: Services) -> None:
     import gradio as gr
 
     from ..story.styles import STYLE_PRESETS
-    from .handlers import MAX_RENDER_STEPS
 
     _step("3 · Style")
     with gr.Row():
@@ -331,7 +330,7 @@ def launch(
             allowed_paths=[str(services.comics_dir), str(services.exports_dir)], ssr_mode=False, pwa=False,
             mcp_server=False, enable_monitoring=False, footer_links=["api"], theme=_theme(), css=CSS,
             auth_message="StoryFace: sign in with the user and password from STORYFACE_AUTH.",
-            max_file_size=MAX_UPLOAD,
+            max_file_size=UPLOAD_LIMIT,
         )  # fmt: skip
     except BaseException:
         services.close()

@@ -1,8 +1,7 @@
 """Evaluating a comic folder and reporting it: ``eval.json``, a terminal table, a one-file HTML page.
 
-A comic folder (what ``storyface comic`` / :func:`storyface.api.write_comic` writes) holds
-``comic.json`` (panel records and ``references``: name -> reference headshot path relative to the
-folder), ``panels/panel-NN.png`` and ``references/<name>.png``; that is all the evaluation needs.
+The folder's files are read through :class:`storyface.comic_folder.ComicFolder` (its records, panel
+pictures and reference headshots): that is all the evaluation needs.
 """
 
 from __future__ import annotations
@@ -20,73 +19,21 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw
 
+from ..comic_folder import ComicFolder, ComicRecord
 from ..errors import InputError
 from ..faces import FaceEncoder
-from ..identity.tokens import identity_token
-from .likeness import ClipScorer, PanelScore, ReferenceSource, as_encoder, reference_image, references_from, score_panel
+from ..files import write_atomic
+from .likeness import ClipScorer, PanelScore, ReferenceSource, as_encoder, references_from, score_panel
 
 if TYPE_CHECKING:
     from rich.table import Table
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "comic.json"
-REFERENCES_DIR = "references"
-EVAL_JSON = "eval.json"
-EVAL_HTML = "eval.html"
 THUMB_SIDE = 384  # px, the longer side of a panel thumbnail in the HTML report
 
 
 # -- the comic folder ----------------------------------------------------------------------------
-
-
-def save_references(references: Mapping[str, ReferenceSource], out_dir: str | os.PathLike) -> dict[str, str]:
-    """Write each person's reference picture to ``references/<token>.png``; name -> relative path."""
-    folder = Path(out_dir) / REFERENCES_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    saved = {}
-    for name, source in references.items():
-        rel = f"{REFERENCES_DIR}/{identity_token(name).strip('<>')}.png"
-        reference_image(source).save(Path(out_dir) / rel)
-        saved[name] = rel
-    return saved
-
-
-def recorded_references(folder: Path, manifest: Mapping[str, Any]) -> dict[str, str]:
-    """name -> relative path, for the recorded reference files that exist inside ``folder``.
-
-    A ``comic.json`` is user-editable: a path that leaves the folder (``../x``, ``/etc/x``) is ignored.
-    """
-    refs = manifest.get("references") or {}
-    root = folder.resolve()
-    if not isinstance(refs, Mapping):
-        return {}
-    return {
-        str(n): str(rel) for n, rel in refs.items()
-        if (folder / str(rel)).resolve().is_relative_to(root) and (folder / str(rel)).is_file()
-    }  # fmt: skip
-
-
-def existing_references(comic_dir: str | os.PathLike) -> dict[str, str]:
-    """The reference mapping a folder already has, so rewriting a comic (one panel redone) keeps it."""
-    folder = Path(comic_dir)
-    try:
-        return recorded_references(folder, json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
-    except (OSError, ValueError, AttributeError):
-        return {}
-
-
-def read_manifest(comic_dir: str | os.PathLike) -> dict[str, Any]:
-    path = Path(comic_dir) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{comic_dir} has no {MANIFEST}; point at the folder `storyface comic --out` wrote") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON ({exc}); render the comic again") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("panels"), list):
-        raise InputError(f"{path} has no panel list; it was not written by `storyface comic`")
-    return manifest
 
 
 def parse_reference_args(items: Sequence[str]) -> dict[str, Path]:
@@ -100,16 +47,11 @@ def parse_reference_args(items: Sequence[str]) -> dict[str, Path]:
     return refs
 
 
-def panel_path(comic_dir: str | os.PathLike, number: int) -> Path:
-    """Panel ``number`` (1-based, as in the file names)."""
-    return Path(comic_dir) / "panels" / f"panel-{number:02d}.png"
-
-
 def retry_lines(comic_dir: str | os.PathLike) -> list[str]:
     """One line per panel that was scored while rendering: attempts, kept seed, weakest likeness."""
     lines = []
-    for number, record in enumerate(read_manifest(comic_dir)["panels"], start=1):
-        tries = record.get("likeness")
+    for number, record in enumerate(ComicFolder(comic_dir).read().panels, start=1):
+        tries = record.likeness
         if not tries:
             continue
         best = tries["attempts"][tries["kept"]]
@@ -182,9 +124,9 @@ def evaluate_comic(
 ) -> ComicEval:
     """Score every panel of a comic folder against the references it recorded (``references`` override)."""
     # 1. what the folder says: panels, their characters, the reference pictures
-    folder = Path(comic_dir)
-    manifest = read_manifest(folder)
-    sources: dict[str, ReferenceSource] = {name: folder / rel for name, rel in recorded_references(folder, manifest).items()}
+    folder = ComicFolder(comic_dir)
+    record = folder.read()
+    sources: dict[str, ReferenceSource] = dict(folder.references(record))
     sources.update(references or {})
     # 2. models, each loaded once
     encoder = as_encoder(encoder)
@@ -192,18 +134,14 @@ def evaluate_comic(
     vectors = references_from(sources, encoder)
     # 3. one score per panel
     panels = []
-    for number, record in enumerate(manifest["panels"], start=1):
-        path = panel_path(folder, number)
-        if not path.is_file():
-            raise InputError(f"{path} is missing; the comic folder is incomplete, render it again")
-        sentence = str(record.get("sentence", ""))
-        with Image.open(path) as image:
-            score = score_panel(image.convert("RGB"), vectors, record.get("characters", []), encoder, clip=clip, text=sentence)
-        panels.append(PanelEval(number, path, sentence, score))
+    for number, panel in enumerate(record.panels, start=1):
+        image = folder.panel_image(number)
+        score = score_panel(image, vectors, panel.characters, encoder, clip=clip, text=panel.sentence)
+        panels.append(PanelEval(number, folder.panel_png(number), panel.sentence, score))
     log.info("scored %d panels of %s with %s", len(panels), folder, encoder.name)
     return ComicEval(
-        folder, encoder.name, clip.model_id if clip else None, {n: _describe(p) for n, p in sources.items()},
-        panels, min_likeness, _warnings(manifest, panels),
+        folder.path, encoder.name, clip.model_id if clip else None, {n: _describe(p) for n, p in sources.items()},
+        panels, min_likeness, _warnings(record, panels),
     )  # fmt: skip
 
 
@@ -212,10 +150,10 @@ def _describe(source: ReferenceSource) -> str:
     return str(source) if isinstance(source, (str, os.PathLike)) else f"<{type(source).__name__}>"
 
 
-def _warnings(manifest: dict[str, Any], panels: Sequence[PanelEval]) -> list[str]:
+def _warnings(record: ComicRecord, panels: Sequence[PanelEval]) -> list[str]:
     """What a reader should know before trusting the numbers."""
     notes = []
-    if manifest.get("tiny"):
+    if record.tiny:
         notes.append("rendered with the random-weight tiny test model: panels are noise, so no faces are expected")
     unscored = sorted({n for p in panels for n in p.score.unscored})
     if unscored:
@@ -233,9 +171,8 @@ def _warnings(manifest: dict[str, Any], panels: Sequence[PanelEval]) -> list[str
 
 def write_json(evaluation: ComicEval, path: str | os.PathLike | None = None) -> Path:
     """``eval.json`` in the comic folder unless ``path`` says otherwise."""
-    path = Path(path) if path is not None else evaluation.comic_dir / EVAL_JSON
-    path.write_text(json.dumps(evaluation.to_dict(), indent=2), encoding="utf-8")
-    return path
+    path = Path(path) if path is not None else ComicFolder(evaluation.comic_dir).eval_json
+    return write_atomic(path, json.dumps(evaluation.to_dict(), indent=2))
 
 
 def _fmt(value: float | None) -> str:
@@ -269,9 +206,8 @@ def eval_table(evaluation: ComicEval) -> Table:
 
 def write_html(evaluation: ComicEval, path: str | os.PathLike | None = None) -> Path:
     """``eval.html``: one self-contained page (images embedded), readable offline and shareable."""
-    path = Path(path) if path is not None else evaluation.comic_dir / EVAL_HTML
-    path.write_text(render_html(evaluation), encoding="utf-8")
-    return path
+    path = Path(path) if path is not None else ComicFolder(evaluation.comic_dir).eval_html
+    return write_atomic(path, render_html(evaluation))
 
 
 def render_html(evaluation: ComicEval) -> str:

@@ -26,6 +26,7 @@ from .likeness import PanelScore, as_encoder, score_panel
 if TYPE_CHECKING:
     from ..faces import FaceEncoder
     from ..render.generate import PanelImage, RenderConfig, Renderer
+    from ..safety import ContentPolicy
     from ..render.regions import Region
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ def render_with_retries(
     retries: int,
     rng_seed: int = 0,
     callback: Callable[[int, int], None] | None = None,
+    policy: ContentPolicy | None = None,
 ) -> tuple[list[PanelImage], list[PanelAttempts]]:
     """Render every panel, then re-render the weak ones with new seeds; return kept images + records.
 
@@ -122,7 +124,7 @@ def render_with_retries(
     n = len(prompts)
     negatives = [negative_prompts] * n if isinstance(negative_prompts, str) else list(negative_prompts)
     # 1. the first pass, batched like a normal render
-    images = renderer.render(prompts, negatives, seeds, config, callback)
+    images = renderer.render(prompts, negatives, seeds, config, callback, policy=policy)
     panels = [PanelAttempts(i, min_likeness, [Attempt(im.seed, scorer(i, im))], 0, im) for i, im in enumerate(images)]
     # 2. retry rounds: all panels still below the bar, in one batch per round
     rng = random.Random(rng_seed)
@@ -133,7 +135,8 @@ def render_with_retries(
         log.info("retry round %d: re-rendering panels %s", round_, [p.index + 1 for p in weak])
         new_seeds = [fresh_seed(rng, p.seeds) for p in weak]
         redo = renderer.render(
-            [prompts[p.index] for p in weak], [negatives[p.index] for p in weak], new_seeds, config, callback
+            [prompts[p.index] for p in weak], [negatives[p.index] for p in weak], new_seeds, config, callback,
+            policy=policy,
         )
         for panel, image in zip(weak, redo, strict=True):
             image = dataclasses.replace(image, index=panel.index)

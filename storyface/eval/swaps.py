@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..render.regions import Region
-    from .likeness import FaceMatch
 
 # How much better the other person must match before it counts as a swap. 0: any face that matches
 # someone else of the plan better than its region's owner is one, as the issue defines it. A close
@@ -47,6 +46,13 @@ class Swap:
         }
 
 
+class MatchedFace(Protocol):
+    """What a swap check needs of a face found in a panel (``eval.likeness.FaceMatch`` is one)."""
+
+    box: tuple[int, int, int, int]
+    similarities: Mapping[str, float] | None
+
+
 def region_owner(point: tuple[float, float], plan: Mapping[str, Region]) -> str | None:
     """Whose region holds ``point`` (panel fractions); where regions overlap, the nearest region centre."""
     x, y = point
@@ -57,7 +63,7 @@ def region_owner(point: tuple[float, float], plan: Mapping[str, Region]) -> str 
 
 
 def find_swaps(
-    faces: Sequence[FaceMatch],
+    faces: Sequence[MatchedFace],
     plan: Mapping[str, Region],
     image_size: tuple[int, int],
     margin: float = SWAP_MARGIN,

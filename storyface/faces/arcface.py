@@ -28,7 +28,7 @@ from PIL import Image
 
 from ..errors import InputError, ModelError
 from .align import LEFT_EYE, MOUTH_CORNERS, RIGHT_EYE, Headshot
-from .encoders import l2_normalise
+from .vectors import l2_normalise
 
 log = logging.getLogger(__name__)
 

@@ -12,38 +12,16 @@ import logging
 import threading
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
 
 from ..errors import InputError
 from .align import Headshot
+from .vectors import FaceEncoder, cosine_similarity, l2_normalise
 from .detect import as_rgb_array, face_model_file
 
 log = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class FaceEncoder(Protocol):
-    """Turns a headshot into a unit-length identity vector; same person -> nearby vectors."""
-
-    name: str
-    dim: int
-
-    def encode(self, headshot: Headshot) -> np.ndarray:
-        """float32 [dim], L2-normalised."""
-        ...
-
-
-def l2_normalise(vector: np.ndarray) -> np.ndarray:
-    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-    return vector / max(float(np.linalg.norm(vector)), 1e-12)
-
-
-def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """In [-1, 1]; 1 means the same direction."""
-    return float(l2_normalise(a) @ l2_normalise(b))
 
 
 class DlibEncoder:

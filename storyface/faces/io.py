@@ -16,12 +16,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError, InputError
+from ..limits import MAX_PHOTO_BYTES as MAX_BYTES
+from ..limits import MAX_PHOTO_PIXELS as MAX_PIXELS
+from ..limits import MIN_PHOTO_SIDE as MIN_SIDE
 
 log = logging.getLogger(__name__)
 
-MAX_BYTES = 25_000_000  # 25 MB: bigger than any sane headshot, small enough to hold in memory
-MAX_PIXELS = 40_000_000  # 40 Mpx: well below Pillow's own bomb limit (~179 Mpx)
-MIN_SIDE = 64  # px: below this no detector finds a usable face
+IMAGE_EXTS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "TIFF": "tif", "BMP": "bmp", "GIF": "gif"}
 
 
 def load_image(
@@ -57,6 +58,22 @@ def load_image(
             "(a headshot of 512 px or more works best)."
         )
     return rgb
+
+
+def check_photo(data: bytes, label: str = "the uploaded photo") -> str:
+    """Everything about a photo that can be checked without decoding it (bytes, format, pixels,
+    sides), before it is stored for later; returns the file extension its format takes."""
+    name, im = _open(bytes(data), MAX_BYTES, label)
+    with im:
+        _check_pixels(name, im.size, MAX_PIXELS)
+        if min(im.size) < MIN_SIDE:
+            raise ImageError(f"{name} is only {im.width}x{im.height} px; use a photo at least {MIN_SIDE} px on each side")
+        fmt = im.format or ""
+        try:
+            im.verify()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"{name} looks corrupt ({exc}); re-export or re-download it.") from None
+    return IMAGE_EXTS.get(fmt, fmt.lower() or "img")
 
 
 def photo_sha256(photo: str | Path | bytes | Image.Image) -> str:
@@ -98,12 +115,12 @@ def _gray_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
     return np.clip(np.rint(arr / scale * 255.0), 0, 255).astype(np.uint8)
 
 
-def _open(src: str | Path | bytes | Image.Image, max_bytes: int) -> tuple[str, Image.Image]:
+def _open(src: str | Path | bytes | Image.Image, max_bytes: int, label: str = "the uploaded file") -> tuple[str, Image.Image]:
     """(a name for messages, a lazily opened image); only the header is read here."""
     if isinstance(src, Image.Image):
         return "the image", src
     if isinstance(src, (bytes, bytearray)):
-        name, data = "the uploaded file", bytes(src)
+        name, data = label, bytes(src)
         _check_bytes(name, len(data), max_bytes)
     elif isinstance(src, (str, Path)):
         name, data = str(src), _read_bytes(Path(src), max_bytes)
@@ -150,8 +167,8 @@ def _check_pixels(name: str, size: tuple[int, int], max_pixels: int) -> None:
     w, h = size
     if w * h > max_pixels:
         raise ImageError(
-            f"{name} is {w}x{h} ({w * h / 1e6:.0f} Mpx); the limit is {max_pixels / 1e6:.0f} Mpx. "
-            "Downscale it first."
+            f"{name} is {w}x{h} ({w * h / 1e6:.0f} Mpx); the limit is {max_pixels / 1e6:.0f} Mpx: "
+            f"downscale it to a photo of at most {max_pixels // 1_000_000} Mpx."
         )
 
 

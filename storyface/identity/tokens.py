@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
-import tempfile
-import unicodedata
 from dataclasses import dataclass, field
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +16,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import FamilyMismatchError, IdentityFileError, InputError
+from ..files import write_atomic
+from ..names import identity_token
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
@@ -26,15 +25,6 @@ if TYPE_CHECKING:
 FORMAT = "storyface-identity/1"
 FAMILY_KEYS = {"sdxl": ("clip_l", "clip_g"), "sd2": ("emb_params",)}
 TOKENS_PER_ENCODER = 2
-
-
-def identity_token(name: str) -> str:
-    """The trigger word for a person: ``"Grace Hopper"`` -> ``"<grace-hopper>"``."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
-    if not slug:
-        slug = "id-" + hashlib.sha1(name.encode()).hexdigest()[:8]
-    return f"<{slug}>"
 
 
 @dataclass(frozen=True)
@@ -70,19 +60,9 @@ def save_identity(identity: Identity, path: str | os.PathLike) -> Path:
     """Write atomically (temp file + rename), so a crash never leaves half a file."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in identity.embeddings.items()}
     meta = {**identity.metadata, "format": FORMAT, "name": identity.name, "family": identity.family}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
 def _family_from_keys(keys: set[str]) -> str:

@@ -20,12 +20,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import InputError, StoryFaceError
+from ..limits import MAX_SEED
+from ..safety.policy import ContentPolicyError
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from ..identity.tokens import Identity
     from ..models import LoadedModel
+    from ..safety import ContentPolicy
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,6 @@ SCHEDULERS: dict[str, str] = {
     "dpmpp_2m": "DPMSolverMultistepScheduler",
     "ddim": "DDIMScheduler",
 }
-MAX_SEED = 2**63 - 1
 
 Progress = Callable[[int, int], None]
 
@@ -160,8 +162,13 @@ def _normalise_inputs(
 class Renderer:
     """Renders panels with one loaded pipeline; safe to share between threads (calls serialise)."""
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, policy: ContentPolicy | None = None) -> None:
+        """``policy`` is what every prompt this renderer draws must pass (strict when not given); the
+        doors read the user's setting (``STORYFACE_CONTENT_POLICY``) once and pass it here."""
+        from ..safety import ContentPolicy
+
         self.model = model
+        self.policy = policy if policy is not None else ContentPolicy()
         self._lock = threading.RLock()
         self._scheduler_config = dict(model.pipe.scheduler.config)  # the model's own, never mutated
         self._schedulers: dict[str, Any] = {}
@@ -196,14 +203,16 @@ class Renderer:
         config: RenderConfig = RenderConfig(),
         callback: Progress | None = None,
         cancel: threading.Event | None = None,
+        policy: ContentPolicy | None = None,
     ) -> list[PanelImage]:
         """Render panels in story order, ``config.batch_size`` at a time.
 
         ``callback(done, total)`` counts denoising steps over all panels (panel-steps);
-        setting ``cancel`` stops within one step and raises :class:`RenderCancelled`.
+        setting ``cancel`` stops within one step and raises :class:`RenderCancelled`. Every prompt
+        passes ``policy`` (the renderer's own when not given) before anything is drawn.
         """
         prompts, negatives, seeds = _normalise_inputs(prompts, negative_prompts, seeds, config.seed)
-        self._check_policy(prompts, negatives)
+        self._check_policy(prompts, negatives, policy or self.policy)
         total = len(prompts) * config.steps
         panels: list[PanelImage] = []
         with self._lock, torch.inference_mode(), self._using_scheduler(config.scheduler):
@@ -224,24 +233,20 @@ class Renderer:
                 log.info("rendered panels %d-%d of %d", start + 1, start + len(images), len(prompts))
         return panels
 
-    def _check_policy(self, prompts: Sequence[str], negatives: Sequence[str]) -> None:
-        """Prompts showing a loaded identity pass the content policy here too, so no caller can skip it.
-
-        ``api.plan_prompts`` already refused them with the panel's number; with a real person in the
-        prompt every policy mode refuses the same things, so the environment's mode is enough here.
-        """
-        from ..safety import ContentPolicy
-
-        policy = ContentPolicy.from_env()
-        for prompt, negative in zip(prompts, negatives):
+    def _check_policy(self, prompts: Sequence[str], negatives: Sequence[str], policy: ContentPolicy) -> None:
+        """Every prompt passes the content policy here, so no caller can skip it: one that shows a loaded
+        identity as a real person; any other under the policy's own rule for prompts without one."""
+        for number, (prompt, negative) in enumerate(zip(prompts, negatives), 1):
             tokens = [token for token in self.model.loaded_tokens if token in prompt]
-            if tokens:
-                policy.check(prompt, negative, True, tokens=tokens)
+            try:
+                policy.check(prompt, negative, bool(tokens), tokens=tokens)
+            except ContentPolicyError as exc:
+                raise ContentPolicyError(f"panel {number}: {exc}") from None
 
-    def rerender(self, panel: PanelImage, seed: int | None = None) -> PanelImage:
+    def rerender(self, panel: PanelImage, seed: int | None = None, policy: ContentPolicy | None = None) -> PanelImage:
         """Render one panel again with its own settings; ``seed=None`` draws a fresh seed (recorded)."""
         seed = random.SystemRandom().randrange(2**31) if seed is None else seed
-        [new] = self.render([panel.prompt], [panel.negative_prompt], [seed], panel.config())
+        [new] = self.render([panel.prompt], [panel.negative_prompt], [seed], panel.config(), policy=policy)
         return dataclasses.replace(new, index=panel.index)
 
     # ------------------------------------------------------------------ helpers

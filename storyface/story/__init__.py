@@ -4,15 +4,13 @@ from .llm import LLMError, LLMSettings, parse_story_llm
 from .offline import parse_story_offline
 from .parsers import PARSERS, parse_story
 from .prompts import PanelPrompt, build_prompt, build_prompts, token_counter
-from .schema import MAX_PANELS, MAX_STORY_CHARS, Panel, PanelScript
+from .schema import Panel, PanelScript
 from .styles import DEFAULT_NEGATIVE_PROMPT, STYLE_PRESETS, style_suffix
 
 __all__ = [
     "DEFAULT_NEGATIVE_PROMPT",
     "LLMError",
     "LLMSettings",
-    "MAX_PANELS",
-    "MAX_STORY_CHARS",
     "PARSERS",
     "Panel",
     "PanelPrompt",

@@ -19,9 +19,11 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ..errors import InputError, StoryError
+from ..limits import MAX_PANELS
+from ..names import tidy
 from ..safety.grounding import added_text
 from .offline import canonical_names, find_cast
-from .schema import MAX_PANELS, Panel, PanelScript, cap_panels, check_story, clean_cast, missing_cast_warning
+from .schema import Panel, PanelScript, cap_panels, check_story, clean_cast, missing_cast_warning
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +104,7 @@ def _scrub(text: str, key: str) -> str:
 
 
 def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
+    text = tidy(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -182,7 +184,7 @@ def _check_answer(content: str, cast: list[str], story: str = "") -> tuple[list[
     known = {name.casefold() for name in cast}
     panels, warnings, invented = [], [], []
     for item in answer.panels:
-        sentence = canonical_names(" ".join(item.sentence.split()), cast)
+        sentence = canonical_names(tidy(item.sentence), cast)
         characters = find_cast(sentence, cast)
         invented += [c.strip() for c in item.characters if c.strip().casefold() not in known]
         added = added_text(sentence, story, [*cast, *item.characters]) if story else None

@@ -37,6 +37,7 @@ from functools import lru_cache
 from importlib import resources
 
 from ..errors import StoryError
+from ..names import POSSESSIVE, tidy
 from .schema import Panel, PanelScript, cap_panels, check_story, clean_cast, missing_cast_warning
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ def split_sentences(text: str) -> list[str]:
     """Cut a story into sentences (rule 1 of the module docstring)."""
     sentences: list[str] = []
     for para in re.split(r"\n\s*\n", text):
-        para = " ".join(para.split())
+        para = tidy(para)
         start = 0
         for m in _TERMINATOR.finditer(para):
             if _ends_sentence(para, m):
@@ -228,7 +229,7 @@ class _Cast:
         alts = "|".join(r"\s+".join(map(re.escape, f.split())) for f in by_length)
         pattern = re.compile(
             rf"(?<![\w'’-])(?:(?P<title>{'|'.join(_TITLES)})\.?\s+)?(?P<name>{alts})"
-            r"(?P<poss>['’]s(?![\w'’-])|(?<=[sS])['’](?![\w'’-]))?(?![\w'’-])",
+            rf"(?P<poss>{POSSESSIVE})?(?![\w'’-])",
             re.IGNORECASE,
         )
         genders = [first_name_genders().get(_fold(n.split()[0])) for n in names]
@@ -236,7 +237,7 @@ class _Cast:
 
     def name_mentions(self, text: str) -> Iterator[_Mention]:
         for m in self.pattern.finditer(text):
-            key = " ".join(m.group("name").split()).casefold()
+            key = tidy(m.group("name")).casefold()
             if key not in self.forms:  # a case-insensitive match casefold spells differently (rare scripts)
                 continue
             if key not in self.full_forms and key in _COMMON_WORDS and not m.group("name")[0].isupper():
@@ -249,7 +250,7 @@ class _Cast:
         found = list(self.name_mentions(text))
         for m in _PRONOUN_RE.finditer(text):
             kind = "group" if m.group("group") else "bare" if m.group("bare") else "pronoun"
-            word = " ".join(m.group(0).lower().split()) if kind != "pronoun" else m.group("pron").lower()
+            word = tidy(m.group(0).lower()) if kind != "pronoun" else m.group("pron").lower()
             found.append(_Mention(m.start(), m.end(), kind, word=word, suffix=m.group("contr") or ""))
         found.sort(key=lambda x: (x.start, -(x.end - x.start), x.kind != "name"))
         kept: list[_Mention] = []

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import StoryError
+from ..names import POSSESSIVE, name_key, tidy
 from .schema import Panel
 from .styles import DEFAULT_NEGATIVE_PROMPT, style_suffix
 
@@ -30,33 +31,38 @@ class PanelPrompt:
 
 def _name_pattern(forms: Iterable[str]) -> re.Pattern:
     alts = "|".join(r"\s+".join(map(re.escape, f.split())) for f in sorted(forms, key=len, reverse=True))
-    possessive = r"['’]s(?![\w'’-])|(?<=[sS])['’](?![\w'’-])"  # Swift's, James'
-    return re.compile(rf"(?<![\w'’-])(?P<name>{alts})(?P<poss>{possessive})?(?![\w'’-])", re.IGNORECASE)
+    return re.compile(rf"(?<![\w'’-])(?P<name>{alts})(?P<poss>{POSSESSIVE})?(?![\w'’-])", re.IGNORECASE)
 
 
 def _substitute(
     sentence: str, identity_tokens: Mapping[str, str], cast: Iterable[str]
 ) -> tuple[str, list[str], list[str]]:
-    """Swap names (and tokens typed by hand) for tokens -> (text, characters, cast names lacking an identity)."""
-    known = {" ".join(n.split()).casefold(): (n, t) for n, t in identity_tokens.items()}
-    known.update({t.casefold(): (n, t) for n, t in identity_tokens.items()})
-    lacking = {" ".join(n.split()).casefold(): n for n in cast if " ".join(n.split()).casefold() not in known}
+    """Swap names (and tokens typed by hand) for tokens -> (text, characters, cast names lacking an identity).
+
+    A name in the sentence matches the identity of the same person (:func:`storyface.names.name_key`),
+    whatever its case, spacing or punctuation.
+    """
+    known = {name_key(n): (n, t) for n, t in identity_tokens.items()}
+    typed = {t.casefold(): (n, t) for n, t in identity_tokens.items()}
+    lacking = {name_key(n): n for n in cast if name_key(n) not in known}
     characters: list[str] = []
     missing: list[str] = []
 
     def swap(m: re.Match) -> str:
-        key = " ".join(m.group("name").split()).casefold()
-        if key in lacking:
-            missing.append(lacking[key])
+        said = m.group("name")
+        found = typed.get(said.casefold()) or known.get(name_key(said))
+        if found is None:
+            missing.append(lacking.get(name_key(said), said))
             return m.group(0)
-        name, token = known[key]
+        name, token = found
         if name not in characters:
             characters.append(name)
         return token + ("'" + m.group("poss")[1:] if m.group("poss") else "")
 
     if not known and not lacking:
         return sentence, [], []
-    text = _name_pattern([*known, *lacking]).sub(swap, sentence)
+    forms = [*identity_tokens, *identity_tokens.values(), *lacking.values()]
+    text = _name_pattern(forms).sub(swap, sentence)
     return text, characters, list(dict.fromkeys(missing))
 
 
@@ -74,7 +80,7 @@ def build_prompt(
     ``cast`` (the panel script's names) lets a cast member without an identity fail loudly instead of
     being drawn as a stranger. ``count_tokens`` (e.g. :func:`token_counter`) enables the 77-token check.
     """
-    sentence = " ".join(sentence.split())
+    sentence = tidy(sentence)
     text, characters, missing = _substitute(sentence, identity_tokens, cast or ())
     if missing:
         raise StoryError(f"no identity for {missing[0]!r}: train or import one (or remove them from the panel)")

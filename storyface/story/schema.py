@@ -1,19 +1,22 @@
 """The panel script: what every story backend returns and what the user may edit before rendering.
 
 A panel is one self-contained sentence that names its people in full, so the prompt builder can
-swap each full name for that person's identity token without any context from other panels.
+swap each full name for that person's identity token without any context from other panels. Panel
+scripts can also skip the parser (a ``.json`` file, panels edited in the web app, the Python API), so
+their size is checked again where they enter (:func:`check_panel_count`, :func:`panels_from_json`).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from ..errors import StoryError
-
-MAX_STORY_CHARS = 20_000  # about 3,000 words: far beyond a comic page, cheap to reject early
-MAX_PANELS = 24  # a long comic; more panels is almost surely a pasted document
+from ..limits import MAX_PANELS, MAX_SCRIPT_BYTES, MAX_SENTENCE_CHARS, MAX_STORY_CHARS
+from ..names import name_key, tidy, unique_names
 
 
 class Panel(BaseModel):
@@ -25,7 +28,7 @@ class Panel(BaseModel):
     @field_validator("sentence")
     @classmethod
     def _non_empty(cls, value: str) -> str:
-        value = " ".join(value.split())
+        value = tidy(value)
         if not value:
             raise ValueError("a panel needs a sentence")
         return value
@@ -41,14 +44,8 @@ class PanelScript(BaseModel):
 
 
 def clean_cast(cast: list[str]) -> list[str]:
-    """Tidy whitespace and drop empty or repeated (case-insensitive) names, keeping the first spelling."""
-    seen: set[str] = set()
-    names: list[str] = []
-    for raw in cast:
-        name = " ".join(str(raw).split())
-        if name and name.casefold() not in seen:
-            seen.add(name.casefold())
-            names.append(name)
+    """Tidy whitespace and drop empty names and repeats of the same person, keeping the first spelling."""
+    names = unique_names(cast)
     if not names:
         raise StoryError("the cast is empty: name at least one person (an identity) the story is about")
     return names
@@ -78,8 +75,51 @@ def cap_panels(panels: list[Panel], warnings: list[str]) -> list[Panel]:
 
 def missing_cast_warning(cast: list[str], panels: list[Panel]) -> str | None:
     """A note naming cast members no panel shows (not an error: the user may have added them early)."""
-    used = {c.casefold() for p in panels for c in p.characters}
-    unused = [name for name in cast if name.casefold() not in used]
+    used = {name_key(c) for p in panels for c in p.characters}
+    unused = [name for name in cast if name_key(name) not in used]
     if not unused:
         return None
     return "not in the story, so not drawn: " + ", ".join(repr(n) for n in unused)
+
+
+def check_panel_count(panels: Sequence[Panel]) -> None:
+    """Refuse an empty script, more than MAX_PANELS panels, or a sentence far longer than a prompt."""
+    if not panels:
+        raise StoryError("the panel list is empty: write a story and split it into panels, or add panels by hand")
+    if len(panels) > MAX_PANELS:
+        raise StoryError(
+            f"the panel script has {len(panels)} panels; the limit is {MAX_PANELS} (more than a page holds): "
+            "split it into several comics"
+        )
+    for number, panel in enumerate(panels, 1):
+        if len(panel.sentence) > MAX_SENTENCE_CHARS:
+            raise StoryError(
+                f"panel {number} is {len(panel.sentence):,} characters; keep a panel sentence under "
+                f"{MAX_SENTENCE_CHARS:,} (the model reads only the first ~300)"
+            )
+
+
+def panels_from_json(text: str, source: str = "the panel script") -> list[Panel]:
+    """Panels from ``{"panels": [{"sentence": ..., "characters": [...]}]}`` or a bare list, checked."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_SCRIPT_BYTES:
+        raise StoryError(f"{source} is over {MAX_SCRIPT_BYTES // 1_000_000} MB; a panel script is a few KB")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StoryError(
+            f"{source} is not valid JSON ({exc.msg} at line {exc.lineno}); fix it or pass the story text"
+        ) from None
+    items = data.get("panels") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        shape = '{"panels": [{"sentence": "...", "characters": [...]}]}'
+        raise StoryError(f"{source} must hold {shape} or a list of panels")
+    panels = []
+    for number, item in enumerate(items, 1):
+        try:
+            panels.append(Panel.model_validate(item))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "panel"
+            raise StoryError(f"{source}, panel {number}: {where}: {first['msg']}") from None
+    check_panel_count(panels)
+    return panels

@@ -7,6 +7,7 @@ exactly what a preset adds.
 from __future__ import annotations
 
 from ..errors import InputError
+from ..names import tidy
 
 STYLE_PRESETS: dict[str, str] = {
     "2D minimalistic": "2D minimalistic illustration, flat colors, clean simple shapes",
@@ -41,7 +42,7 @@ def style_suffix(styles: list[str] | tuple[str, ...] = (), free_text: str = "") 
     by_key = {name.casefold(): name for name in STYLE_PRESETS}
     parts: list[str] = []
     for style in styles:
-        name = by_key.get(" ".join(style.split()).casefold())
+        name = by_key.get(tidy(style).casefold())
         if name is None:
             choices = ", ".join(repr(n) for n in STYLE_PRESETS)
             raise InputError(f"unknown style {style!r}; choose from {choices} (or describe it as free text)")

@@ -1,58 +1,43 @@
-"""Training jobs that survive restarts: a queue in the library's database and a worker that drains it.
+"""Training jobs that survive restarts: a queue in the library's database.
 
 A job keeps its own copy of the uploaded photo (``uploads/<job id>.<ext>``), so closing the browser
 or restarting the app loses nothing. The copy is deleted once the job is done or cancelled (the
-identity keeps the aligned headshot) and kept when it failed, so the user can look at it.
+identity keeps the aligned headshot) and kept when it failed, so the user can look at it. A job
+carries its consent record from the moment it is queued: queueing without one is refused.
 
-A worker runs one job at a time (on CPU, run one worker). If a worker process dies mid-job, the
-job is found ``running`` with a dead ``worker_pid`` and re-queued once; the second death fails it.
-The identity row and the job's ``done`` state commit in one transaction, so a crash can never
-leave a finished identity behind a job that will train it again.
-
-Run a worker process::
-
-    python -m storyface.identity.jobs [--data-dir DIR] [--once] [--train-fn MODULE:NAME]
-
-The training function defaults to :class:`StoryFaceTrainer`; ``--train-fn`` or the environment
-variable ``STORYFACE_TRAIN_FN`` (e.g. ``test_jobs:slow_train``) replace it, which is how tests run
-a slow fake trainer. It is never taken from job params: a job must not choose what code runs.
+If a worker process dies mid-job, the job is found ``running`` with a dead ``worker_pid`` and
+re-queued once; the second death fails it. The identity row and the job's ``done`` state commit in
+one transaction (see :mod:`storyface.library.worker`), so a crash can never leave a finished identity
+behind a job that will train it again.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
-import importlib
-import io
 import json
 import logging
 import os
-import signal
 import sqlite3
-import threading
-import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from PIL import Image, UnidentifiedImageError
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ImageError, InputError, StoryFaceError
-from .library import (
-    TMP_PREFIX,
-    DuplicateNameError,
-    IdentityLibrary,
-    clean_consent,
-    connect,
-    name_key,
-    normalize_name,
-    now_iso,
-    transaction,
-)
-from .tokens import Identity
+from ..faces.io import check_photo
+from ..files import TMP_PREFIX, write_atomic
+from ..limits import MAX_PHOTO_BYTES
+from ..names import name_key, normalize_name
+from ..safety.consent import Consent, require_consent
+from .identities import DuplicateNameError, IdentityLibrary
+from .store import UPLOADS_DIR, connect, now_iso, transaction
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..identity.tokens import Identity
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +45,7 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 MAX_ATTEMPTS = 2  # a job whose worker died this many times is failed, not retried
 DIED_TWICE = "worker died twice while training"
-MAX_PHOTO_BYTES = 25 * 1024 * 1024
-UPLOADS_DIR = "uploads"
-TRAIN_FN_ENV = "STORYFACE_TRAIN_FN"
-DEFAULT_TRAIN_FN = "storyface.identity.jobs:StoryFaceTrainer"
 PID_CLOCK_SLACK_S = 5.0  # process start times are only known to ~1 s; see worker_alive
-IMAGE_EXTS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "TIFF": "tif", "BMP": "bmp", "GIF": "gif"}
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -79,6 +59,7 @@ SCHEMA = (
         model TEXT NOT NULL,
         params TEXT NOT NULL DEFAULT '{}',
         consent_by TEXT,
+        consent_at TEXT,
         step INTEGER NOT NULL DEFAULT 0,
         total INTEGER,
         loss REAL,
@@ -121,6 +102,7 @@ class JobRecord:
     model: str
     params: dict[str, Any]
     consent_by: str | None
+    consent_at: str | None
     step: int
     total: int | None
     loss: float | None
@@ -132,6 +114,13 @@ class JobRecord:
     started_at: str | None
     finished_at: str | None
     identity_id: str | None
+
+    @property
+    def consent(self) -> Consent | None:
+        """The consent record the job was queued with (None only for jobs queued before one was required)."""
+        if not self.consent_by:
+            return None
+        return Consent(self.consent_by, self.consent_at) if self.consent_at else Consent(self.consent_by)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -145,30 +134,6 @@ TrainFn = Callable[[JobRecord, Progress, Callable[[], bool]], "tuple[Identity, I
 # -- pure helpers ------------------------------------------------------------------------------
 
 
-def image_ext(data: bytes, label: str) -> str:
-    """The file extension for an uploaded photo, or an :class:`ImageError` if it is no image."""
-    if len(data) > MAX_PHOTO_BYTES:
-        raise ImageError(f"{label} is {len(data) // 2**20} MB; use a photo under {MAX_PHOTO_BYTES // 2**20} MB")
-    from ..faces.io import MAX_PIXELS, MIN_SIDE
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            fmt, (width, height) = im.format or "", im.size
-            im.verify()
-    except UnidentifiedImageError:
-        raise ImageError(f"{label} is not an image (JPEG, PNG, WebP, ...); upload a photo") from None
-    except Image.DecompressionBombError:
-        raise ImageError(f"{label} has too many pixels to open safely; downscale it first") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{label} is not a readable image ({exc}); upload a JPEG or PNG photo") from exc
-    if width * height > MAX_PIXELS or min(width, height) < MIN_SIDE:
-        raise ImageError(
-            f"{label} is {width}x{height} px; use a photo of at most {MAX_PIXELS // 1_000_000} Mpx "
-            f"and at least {MIN_SIDE} px on each side"
-        )
-    return IMAGE_EXTS.get(fmt, fmt.lower() or "img")
-
-
 def params_json(params: dict[str, Any] | None) -> str:
     if params is None:
         return "{}"
@@ -178,6 +143,15 @@ def params_json(params: dict[str, Any] | None) -> str:
         return json.dumps(params, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InputError(f"training params must be plain JSON values: {exc}") from exc
+
+
+def _checked_params(params: dict[str, Any] | None) -> str:
+    """Plain JSON, and settings the trainer will accept (one schema: LearnSettings), before anything is queued."""
+    from ..identity.subject import LearnSettings
+
+    text = params_json(params)
+    LearnSettings.from_params(params)
+    return text
 
 
 def worker_alive(pid: int | None, started_at: str | None) -> bool:
@@ -209,33 +183,6 @@ def worker_alive(pid: int | None, started_at: str | None) -> bool:
     return created <= datetime.fromisoformat(started_at).timestamp() + PID_CLOCK_SLACK_S
 
 
-def load_train_fn(spec: str) -> TrainFn:
-    """``"package.module:name"`` -> the callable (a class is instantiated with no arguments)."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise InputError(f"train function {spec!r} must look like 'package.module:function'")
-    try:
-        target = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise InputError(f"cannot load train function {spec!r}: {exc}") from exc
-    fn = target() if isinstance(target, type) else target
-    if not callable(fn):
-        raise InputError(f"train function {spec!r} is not callable")
-    return fn
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # -- the queue ---------------------------------------------------------------------------------
 
 
@@ -251,6 +198,9 @@ class JobQueue:
         with transaction(self.db_path) as con:
             for statement in SCHEMA:
                 con.execute(statement)
+            columns = {row["name"] for row in con.execute("PRAGMA table_info(jobs)")}
+            if "consent_at" not in columns:  # a queue made before jobs kept when consent was given
+                con.execute("ALTER TABLE jobs ADD COLUMN consent_at TEXT")
         self.recover_stale()
 
     def remove_leftovers(self) -> None:
@@ -263,28 +213,30 @@ class JobQueue:
         photo: str | os.PathLike | bytes,
         name: str,
         model: str,
-        params: dict[str, Any] | None = None,
-        consent_by: str | None = None,
+        params: dict[str, Any] | None,
+        consent: Consent | str,
     ) -> JobRecord:
-        """Queue training; the photo is copied into the data dir before this returns."""
+        """Queue training with its consent record; the photo is checked and copied into the data dir
+        before this returns."""
         name = normalize_name(name)
+        consent = require_consent(consent, name)
         if not isinstance(model, str) or not model.strip():
             raise InputError("a base model is required (a hub id, a folder, a .safetensors file or 'tiny')")
         data, label = self._photo_bytes(photo)
-        ext = image_ext(data, label)
+        ext = check_photo(data, label)
         job_id = uuid.uuid4().hex
         upload = self.uploads_dir / f"{job_id}.{ext}"
         row = {
             "id": job_id, "kind": "train", "state": "queued", "name": name, "name_key": name_key(name),
             "photo_path": f"{UPLOADS_DIR}/{upload.name}", "photo_sha256": hashlib.sha256(data).hexdigest(),
-            "model": model.strip(), "params": params_json(params),
-            "consent_by": clean_consent(consent_by),
+            "model": model.strip(), "params": _checked_params(params),
+            "consent_by": consent.by, "consent_at": consent.at,
             "created_at": now_iso(),
         }  # fmt: skip
         try:
             with transaction(self.db_path) as con:
                 self._insert(con, row)
-                _write_atomic(upload, data)
+                write_atomic(upload, data)
         except BaseException:
             upload.unlink(missing_ok=True)
             raise
@@ -447,7 +399,10 @@ class JobQueue:
         if not path.is_file():
             raise ImageError(f"{path}: no such photo")
         if path.stat().st_size > MAX_PHOTO_BYTES:
-            raise ImageError(f"{path.name} is over {MAX_PHOTO_BYTES // 2**20} MB; use a smaller photo")
+            raise ImageError(
+                f"{path.name} is {path.stat().st_size / 1e6:.1f} MB; the limit is {MAX_PHOTO_BYTES / 1e6:.0f} MB. "
+                "Save it as a smaller JPEG."
+            )
         return path.read_bytes(), path.name
 
     def _record(self, row: sqlite3.Row) -> JobRecord:
@@ -484,202 +439,3 @@ class JobQueue:
                 entry.unlink(missing_ok=True)
             elif entry.is_file() and entry.name not in known:
                 log.warning("upload %s has no job (a lost or older database?); kept", entry)
-
-
-# -- the worker --------------------------------------------------------------------------------
-
-
-class _StopCheck:
-    """``should_stop`` for one job: cancel (polled from the database) or worker shutdown."""
-
-    def __init__(self, queue: JobQueue, job_id: str, stop_event: threading.Event, poll_s: float) -> None:
-        self.queue, self.job_id, self.stop_event, self.poll_s = queue, job_id, stop_event, poll_s
-        self.fired = False  # once True, what train_fn returns is not a finished identity
-        self._cancel = False
-        self._last = float("-inf")
-
-    def __call__(self) -> bool:
-        if self.stop_event.is_set():
-            self.fired = True
-        elif time.monotonic() - self._last >= self.poll_s:
-            self._last = time.monotonic()
-            self._cancel = self.queue.cancel_requested(self.job_id)
-        self.fired = self.fired or self._cancel
-        return self.fired
-
-
-class Worker:
-    """Runs queued jobs one at a time with an injected ``train_fn``.
-
-    ``train_fn(job, progress, should_stop) -> (identity, headshot)`` reports ``progress(step, total,
-    loss)`` and should return or raise soon after ``should_stop()`` is true; the job then ends
-    cancelled (or goes back to the queue if the worker itself is stopping) and nothing is written.
-    """
-
-    def __init__(
-        self,
-        queue: JobQueue,
-        train_fn: TrainFn,
-        *,
-        pid: int | None = None,
-        stop_event: threading.Event | None = None,
-        cancel_poll_s: float = 0.2,
-    ) -> None:
-        self.queue = queue
-        self.train_fn = train_fn
-        self.pid = pid if pid is not None else os.getpid()
-        self.stop_event = stop_event or threading.Event()  # set: finish no new job, put the current one back
-        self.cancel_poll_s = cancel_poll_s
-        queue.remove_leftovers()
-
-    def run_once(self) -> bool:
-        """Run the next queued job to its end; False if there was none."""
-        job = self.queue.claim_next(self.pid)
-        if job is None:
-            return False
-        log.info("training %r (job %s, attempt %d)", job.name, job.id[:8], job.attempts)
-        self._run(job)
-        return True
-
-    def run_forever(self, stop_event: threading.Event, poll_s: float = 1.0) -> None:
-        """Until ``stop_event`` is set; a job in progress is asked to stop and re-queued."""
-        self.stop_event = stop_event
-        while not stop_event.is_set():
-            if not self.run_once():
-                stop_event.wait(poll_s)
-
-    def _run(self, job: JobRecord) -> None:
-        should_stop = _StopCheck(self.queue, job.id, self.stop_event, self.cancel_poll_s)
-        try:
-            identity, headshot = self.train_fn(job, self._progress(job.id), should_stop)
-            failure = None
-        except StoryFaceError as exc:
-            failure = str(exc)
-        except Exception as exc:
-            log.exception("training job %s crashed", job.id)
-            failure = f"internal error: {type(exc).__name__}: {exc}"
-        if should_stop.fired:
-            self._interrupted(job)
-        elif failure is not None:
-            self.queue.fail(job.id, failure)
-        else:
-            self._store(job, identity, headshot)
-
-    def _progress(self, job_id: str) -> Progress:
-        def progress(step: int, total: int, loss: float) -> None:
-            self.queue.report_progress(job_id, step, total, loss)
-
-        return progress
-
-    def _interrupted(self, job: JobRecord) -> None:
-        if self.stop_event.is_set() and not self.queue.cancel_requested(job.id):
-            self.queue.requeue(job.id)
-            log.info("job %s put back in the queue: worker stopping", job.id[:8])
-        else:
-            self.queue.end(job.id, "cancelled")
-            log.info("job %s cancelled", job.id[:8])
-
-    def _store(self, job: JobRecord, identity: Identity, headshot: Image.Image | None) -> None:
-        """Identity row and job ``done`` commit together."""
-        identity = dataclasses.replace(identity, name=job.name)
-        try:
-            self.queue.library.add(
-                identity,
-                headshot,
-                job.consent_by,
-                base_model=identity.metadata.get("base_model") or job.model,
-                photo_sha256=job.photo_sha256,
-                in_transaction=lambda con, record: self.queue.mark_done(con, job.id, record.id),
-            )
-        except JobCancelled:
-            self.queue.end(job.id, "cancelled")
-            return
-        except StoryFaceError as exc:
-            self.queue.fail(job.id, str(exc))
-            return
-        except Exception as exc:
-            log.exception("storing the identity of job %s failed", job.id)
-            self.queue.fail(job.id, f"internal error: {type(exc).__name__}: {exc}")
-            return
-        self.queue.discard_upload(job)
-        log.info("job %s done: identity %r stored", job.id[:8], job.name)
-
-
-# -- the real training function ----------------------------------------------------------------
-
-
-class StoryFaceTrainer:
-    """photo -> headshot -> face features -> :func:`train.train_identity`; keeps one model loaded.
-
-    Job params: ``face_encoder`` (default ``"dlib"``), ``face_encoder_model``, ``parsing_model``;
-    every other key is a ``TrainConfig`` field.
-    """
-
-    def __init__(self) -> None:
-        self._model: Any = None
-
-    def __call__(self, job: JobRecord, progress: Progress, should_stop: Callable[[], bool]) -> tuple[Identity, Image.Image]:
-        from pydantic import ValidationError
-
-        from ..faces import get_face_encoder
-        from .subject import subject_from_photo
-        from .train import TrainConfig, train_identity
-
-        params = dict(job.params)
-        encoder_name = str(params.pop("face_encoder", "dlib"))
-        encoder_model = params.pop("face_encoder_model", None)
-        parsing_model = params.pop("parsing_model", None)
-        try:
-            config = TrainConfig(**params)
-        except ValidationError as exc:
-            raise InputError(f"bad training settings for job {job.id[:8]}: {exc}") from exc
-        model = self._load(job.model)
-        encoder = get_face_encoder(encoder_name, **({"model": encoder_model} if encoder_model else {}))
-        subject, headshot = subject_from_photo(job.photo_path, job.name, encoder, parsing_model=parsing_model)
-        identity = train_identity(model, subject, config, progress=progress, should_stop=should_stop)
-        return identity, headshot.image
-
-    def _load(self, source: str) -> Any:
-        from ..models import load_model
-
-        if self._model is None or self._model.source != source:
-            self._model = None  # free the old pipeline before loading the next
-            self._model = load_model(source)
-        return self._model
-
-
-# -- worker process ----------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m storyface.identity.jobs``; SIGTERM/SIGINT stop it cleanly."""
-    from ..paths import data_dir
-
-    parser = argparse.ArgumentParser(prog="python -m storyface.identity.jobs", description="Run a training worker.")
-    parser.add_argument("--data-dir", help="StoryFace data folder (default: $STORYFACE_HOME or the platform default)")
-    parser.add_argument(
-        "--train-fn",
-        default=os.environ.get(TRAIN_FN_ENV) or DEFAULT_TRAIN_FN,
-        help=f"MODULE:NAME of the training function (default: ${TRAIN_FN_ENV} or {DEFAULT_TRAIN_FN})",
-    )
-    parser.add_argument("--once", action="store_true", help="exit when the queue is empty")
-    parser.add_argument("--poll", type=float, default=1.0, help="seconds between queue checks when idle")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    queue = JobQueue(IdentityLibrary(data_dir(args.data_dir)))
-    stop = threading.Event()
-    worker = Worker(queue, load_train_fn(args.train_fn), stop_event=stop)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    log.info("worker %d on %s", worker.pid, queue.root)
-    if args.once:
-        while not stop.is_set() and worker.run_once():
-            pass
-    else:
-        worker.run_forever(stop, args.poll)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""``python -m storyface ...``: the same command line as ``storyface``."""
+
+from .cli import run
+
+run()

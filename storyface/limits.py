@@ -1,0 +1,45 @@
+"""Every limit on what a person (or a file we read back) may hand StoryFace, in one place.
+
+Each door (CLI, Python API, web app, files on disk) checks input against these numbers before any
+work starts, and every module that needs one imports it from here, so a limit is changed once.
+"""
+
+from __future__ import annotations
+
+# -- photos ----------------------------------------------------------------------------------------
+MAX_PHOTO_BYTES = 25_000_000  # 25 MB: bigger than any sane headshot, small enough to hold in memory
+MAX_PHOTO_PIXELS = 40_000_000  # 40 Mpx: well below Pillow's own bomb limit (~179 Mpx)
+MIN_PHOTO_SIDE = 64  # px: below this no detector finds a usable face
+MIN_FACE_PX = 40  # a narrower face carries too little detail to learn an identity from
+
+# -- names and identity files ------------------------------------------------------------------------
+MAX_NAME_CHARS = 80
+MAX_IMPORT_BYTES = 16 * 1024 * 1024  # an identity is a few KB; anything huge is not one
+MAX_IMPORT_TOKENS = 16  # vectors per encoder in an imported textual-inversion file
+MAX_META_CHARS = 2_000  # one metadata value of an identity file (a model path, a hash, a date)
+MAX_META_KEYS = 64
+
+# -- text --------------------------------------------------------------------------------------------
+MAX_STORY_CHARS = 20_000  # about 3,000 words: far beyond a comic, cheap to reject early
+MAX_PANELS = 24  # a long comic; more panels is almost surely a pasted document
+MAX_SENTENCE_CHARS = 1_000  # CLIP reads ~77 tokens (~300 characters); far longer is a pasted document
+MAX_SCRIPT_BYTES = 1_000_000  # a panel script (or comic.json) of 24 panels is a few KB
+MAX_STYLE_CHARS = 500  # the free style words: a prompt holds ~300 characters in all
+MAX_TITLE_CHARS = 200  # a comic's title, drawn on the page
+MAX_NEGATIVE_CHARS = 1_000
+MAX_CAPTION_CHARS = 600  # a narration box
+MAX_LINE_CHARS = 300  # one line of dialogue (a balloon)
+MAX_LINES_PER_PANEL = 6
+MAX_CONSENT_CHARS = MAX_NAME_CHARS
+
+# -- work --------------------------------------------------------------------------------------------
+MAX_TRAIN_STEPS = 5_000
+MAX_RENDER_STEPS = 150
+MAX_SEED = 2**63 - 1
+MAX_PANEL_SIDE = 2_048  # px; SDXL's native sizes are at most 1536 on a side
+MIN_PANEL_SIDE = 64
+MAX_RETRIES = 5
+MAX_PEOPLE_PER_PANEL = 4
+
+# -- the web app ---------------------------------------------------------------------------------------
+UPLOAD_LIMIT = f"{MAX_PHOTO_BYTES // 1_000_000}mb"  # Gradio refuses a bigger upload before it reaches the disk
