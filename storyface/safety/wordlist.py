@@ -40,7 +40,11 @@ KEY_MAP = str.maketrans({c: letter for letter, chars in LEET.items() for c in ch
 CONFUSABLES = {
     "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
     "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w",
-    "ɑ": "a", "ɡ": "g", "ı": "i", "ʀ": "r", "ᴅ": "d", "ɴ": "n", "ᴋ": "k", "ᴇ": "e",
+    "ɑ": "a", "ɡ": "g", "ı": "i",
+    # small capitals ("ɴᴜᴅᴇ")
+    "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ғ": "f", "ɢ": "g", "ʜ": "h", "ɪ": "i", "ᴊ": "j",
+    "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ǫ": "q", "ʀ": "r", "ꜱ": "s", "ᴛ": "t",
+    "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ʏ": "y", "ᴢ": "z",
     "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t",
     "υ": "u", "χ": "x", "×": "x",
 }  # fmt: skip
@@ -95,7 +99,9 @@ def views(text: str) -> list[tuple[str, bool]]:
     2. joined: punctuation inside a word dropped ("n-a-k-e-d", "n.a.k.e.d" -> "naked");
     3. spaced: runs of 3+ single letters joined ("n a k e d" -> "naked"), matched anywhere in the run;
     4. split: a word joined to a neighbour of at most 2 letters ("na ked" -> "naked"), and runs of such
-       short pieces joined ("n ak ed" -> "naked").
+       short pieces joined ("n ak ed" -> "naked");
+    5. rejoined: the words with each run of 3+ single letters as one word, for phrases
+       ("s k i n n y dipping" -> "skinny dipping").
     """
     folded = _SCRIPT_EDGE.sub(" ", fold(text))
     words = _SEPARATOR.sub(" ", folded).split()
@@ -110,7 +116,22 @@ def views(text: str) -> list[tuple[str, bool]]:
         (" ".join(joined), True),
         (" / ".join("".join(r) for r in singles), False),
         (" / ".join(pieces), True),
+        (" ".join(_rejoined(words)) if singles else "", True),
     ]
+
+
+def _rejoined(words: list[str]) -> list[str]:
+    """The words with every run of 3+ single letters joined into one word."""
+    out: list[str] = []
+    run: list[str] = []
+    for word in [*words, "  "]:
+        if len(word) == 1:
+            run.append(word)
+            continue
+        out += ["".join(run)] if len(run) >= 3 else run
+        run = []
+        out.append(word)
+    return out[:-1]
 
 
 def _runs(words: list[str], longest: int) -> list[list[str]]:
