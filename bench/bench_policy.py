@@ -90,6 +90,10 @@ def _rate(hit: int, total: int) -> str:
     return f"{hit:3d}/{total:<3d} {hit / total:6.1%}" if total else "-"
 
 
+def _rate_line(lang: str, counts: list[int]) -> str:
+    return f"   {lang:8} recall {_rate(counts[0], counts[1]):>16}   false positives {_rate(counts[2], counts[3]):>16}"
+
+
 def report(results: dict[str, dict]) -> str:
     names = list(results)
     lines = ["content policy benchmark", f"machine: {platform.processor() or platform.machine()}, "
@@ -108,8 +112,8 @@ def report(results: dict[str, dict]) -> str:
         total = [0, 0, 0, 0]
         for lang, counts in sorted(r["rates"].items()):
             total = [a + b for a, b in zip(total, counts)]
-            lines.append(f"   {lang:8} recall {_rate(counts[0], counts[1]):>16}   false positives {_rate(counts[2], counts[3]):>16}")
-        lines.append(f"   {'overall':8} recall {_rate(total[0], total[1]):>16}   false positives {_rate(total[2], total[3]):>16}")
+            lines.append(_rate_line(lang, counts))
+        lines.append(_rate_line("overall", total))
     return "\n".join(lines)
 
 

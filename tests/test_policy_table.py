@@ -65,7 +65,9 @@ def test_every_should_refuse_row_is_refused(policy):
 
 
 def test_every_should_allow_row_passes(policy):
-    wrongly = [(row, policy.finding(row.prompt, row.negative, row.has_identity)) for row in ALLOW if refused(policy, row)]
+    wrongly = [
+        (row, policy.finding(row.prompt, row.negative, row.has_identity)) for row in ALLOW if refused(policy, row)
+    ]
     assert wrongly == []
 
 

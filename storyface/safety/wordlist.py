@@ -21,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from ..errors import InputError
 
@@ -30,10 +30,14 @@ SOURCE_MARK = "ldnoobw"  # a term ending in "^" comes from LDNOOBW (see the word
 MAX_PIECES = 6  # longest run of short pieces rejoined ("n ak ed")
 MAX_SYMBOL_SPLITS = 6  # a word with more leet symbols than this is searched for every term, not looked up
 # Leetspeak and look-alike symbols a term letter may be written as ("n4k3d", "$ex", "n!pple", "pørn").
-LEET = {"a": "a4@", "b": "b8", "e": "e3", "g": "g96", "i": "i1!|", "l": "l1!|", "o": "o0ø", "s": "s5$", "t": "t7+", "z": "z2"}
+LEET = {
+    "a": "a4@", "b": "b8", "e": "e3", "g": "g96", "i": "i1!|", "l": "l1!|", "o": "o0ø", "s": "s5$", "t": "t7+", "z": "z2",
+}  # fmt: skip
 LEET_SYMBOLS = "@$!|+"
 # The lookup key of a word: every leet character as its letter; "l" and "i" share "1", "!" and "|".
-KEY_MAP = str.maketrans({c: letter for letter, chars in LEET.items() for c in chars} | {"l": "i", "1": "i", "!": "i", "|": "i"})
+KEY_MAP = str.maketrans(
+    {c: letter for letter, chars in LEET.items() for c in chars} | {"l": "i", "1": "i", "!": "i", "|": "i"}
+)
 # Letters from other alphabets that look Latin. They are made Latin only inside a word that has a
 # Latin letter ("nаked" with a Cyrillic а) or is made of look-alikes only ("ѕех"); a Russian or Greek
 # word keeps its own letters, so Cyrillic terms match Cyrillic text and never Latin look-alikes.
@@ -65,6 +69,7 @@ _ARABIC_WORD = re.compile(f"[{ARABIC}]{{2}}")
 _CONTINUOUS = re.compile(f"[{CONTINUOUS}]")
 _SCRIPT_EDGE = re.compile(rf"(?<=[{CONTINUOUS}])(?=[^\s{CONTINUOUS}])|(?<=[^\s{CONTINUOUS}])(?=[{CONTINUOUS}])")
 _LOOKALIKES = frozenset(CONFUSABLES)
+_WITH_LOOKALIKE = re.compile(r"\w*[" + "".join(CONFUSABLES) + r"]\w*")
 _SEPARATOR = re.compile(rf"[^\w{re.escape(LEET_SYMBOLS)}]|_")
 _WORD = re.compile(r"\w+")
 _REPEATS = re.compile(r"(.)\1+", re.DOTALL)
@@ -82,13 +87,22 @@ def _latinise(match: re.Match) -> str:
     return word
 
 
+@lru_cache(maxsize=4096)
+def _kept(ch: str) -> str:
+    """A non-ASCII character after folding: marks, zero-width and direction characters dropped."""
+    if unicodedata.category(ch) in ("Mn", "Me", "Cf") or ch in DROPPED:
+        return ""
+    return "".join(LATIN_LETTERS.get(c, c) for c in ch.casefold())
+
+
 def fold(text: str) -> str:
     """Lower case, no accents, no zero-width or direction marks; look-alike letters made Latin where
     the word is Latin (see :data:`CONFUSABLES`)."""
+    if text.isascii():  # most prompts: nothing to decompose, drop or make Latin
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
-    kept = "".join(c for c in decomposed if unicodedata.category(c) not in ("Mn", "Me", "Cf") and c not in DROPPED)
-    lowered = kept.casefold()
-    return _WORD.sub(_latinise, "".join(LATIN_LETTERS.get(c, c) for c in lowered))
+    kept = "".join(c if c < "\x80" else _kept(c) for c in decomposed).lower()
+    return _WITH_LOOKALIKE.sub(_latinise, kept)
 
 
 def views(text: str) -> list[tuple[str, bool]]:
