@@ -1,10 +1,14 @@
 """The content policy: what StoryFace refuses to draw, checked on every prompt before anything renders.
 
 StoryFace learns real people's faces, so by default it refuses sexual or nude content for any prompt
-with a cast identity in it, and sexualised content of anyone who may be a minor always. Terms come from
-the maintained word list ``storyface/data/content_policy.txt``; matching sees through case, accents,
-look-alike letters from other alphabets, zero-width characters, leetspeak, repeated letters and
-spaced-out or dotted letters, in the prompt and the negative prompt.
+with a cast identity in it, and sexual content, nudity or undressing next to anyone who may be a minor
+always. Terms come from the word list ``storyface/data/content_policy.txt`` (17 languages; selected
+from LDNOOBW, CC BY 4.0, plus StoryFace's own phrases and an allow-list of ordinary phrases such as
+"naked eye"); :mod:`storyface.safety.wordlist` reads text through case, accents, look-alike letters,
+zero-width characters, leetspeak, repeated letters and spaced-out or dotted letters. The prompt is
+read for sexual content, nudity and revealing clothing; the negative prompt for clothing left out
+(one garment that covers the body is enough when the prompt shows a person). Text rules cannot catch
+everything: :mod:`storyface.safety.images` offers an image classifier for rendered panels.
 
 Modes (``STORYFACE_CONTENT_POLICY`` or the ``mode`` argument):
 
