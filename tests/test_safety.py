@@ -123,8 +123,18 @@ def test_a_negative_prompt_that_undresses_is_refused(negative, category):
     assert found.category == category and found.where == "the negative prompt"
 
 
-def test_one_garment_in_the_negative_prompt_is_a_fashion_choice():
-    assert ContentPolicy().finding("Taylor Swift in jeans", "dress, blurry", has_identity=True) is None
+@pytest.mark.parametrize("negative", ["jacket, coat", "sweater", "dress, blurry", "blurry, t-shirt"])
+def test_one_garment_left_out_of_a_person_undresses(negative):
+    # issue 17 item 5: "jacket, coat" and "sweater" passed while two garments were needed; one is enough
+    found = ContentPolicy().finding("Taylor Swift in jeans", negative, has_identity=True)
+    assert found.category == "garments" and found.where == "the negative prompt"
+
+
+def test_accessories_or_a_garment_without_a_person_in_the_negative_prompt_pass():
+    policy = ContentPolicy()
+    assert policy.finding("Taylor Swift in jeans", "hat, glasses, shoes, gloves, scarf", has_identity=True) is None
+    assert policy.finding("a misty mountain lake at dawn", "jacket, coat", has_identity=False) is None
+    assert policy.finding("a woman on a mountain at dawn", "jacket, coat", has_identity=False).rule == "strict"
 
 
 def test_fictional_mode_relaxes_only_non_explicit_nudity_without_real_people():

@@ -1,19 +1,26 @@
 """Is a panel sentence the LLM wrote grounded in the story the user wrote?
 
 An LLM may rephrase ("selects" for "was selecting") and spell out names for pronouns, but what it
-adds must not become a prompt: a URL, an injected instruction, a word the content policy lists, or a
-sentence mostly made of words the story never used. Pure functions, so the rule is testable alone.
+adds must not become a prompt or a caption: a URL, an injected instruction, a word the content policy
+lists, or more than a couple of words the story never used. Two rules keep that from being laundered:
+
+* only the user's cast counts as names; words the LLM puts in its own ``characters`` list do not (else
+  any new word could be declared a "name");
+* new content words are counted, not compared with the sentence's length: padding an invented
+  phrase with enough story words must not dilute it.
+
+Every text field an LLM returns (panel sentence, caption, dialogue line) goes through
+:func:`grounding_problems`. Pure functions, so the rules are testable alone.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from .policy import ContentPolicy, fold
 
-MAX_NOVEL_WORDS = 2  # a rephrasing adds a verb or two ("chats", "talk"); more, and mostly new, is made up
-MAX_NOVEL_SHARE = 0.5
+MAX_NOVEL_WORDS = 2  # a rephrasing adds a verb or two ("chats", "talk"); a third new word is made up
 PREFIX = 5  # "conversation" and "conversed" share a root; 5 letters is enough to say so
 LINK = re.compile(
     r"https?://\S+|www\.\S+|\b[\w-]+\.(?:com|net|org|io|ru|xyz|info|biz|ly|me|app|dev|co)\b"  # links, bare domains
@@ -53,7 +60,7 @@ def content_words(text: str) -> list[str]:
 def added_text(sentence: str, story: str, names: Iterable[str] = (), policy: ContentPolicy | None = None) -> str | None:
     """Why ``sentence`` says more than ``story`` (a short reason), or None when it is grounded in it.
 
-    ``names`` (the cast, and people the LLM named) are not counted as new words.
+    ``names`` must be the user's cast only, never names the LLM reported: those are its own words.
     """
     for pattern, what in ((LINK, "a link"), (INSTRUCTION, "an instruction to the model")):
         found = pattern.search(sentence)
@@ -71,6 +78,24 @@ def added_text(sentence: str, story: str, names: Iterable[str] = (), policy: Con
     prefixes = {w[:PREFIX] for w in story_words if len(w) >= PREFIX}
     words = [w for w in content_words(sentence) if w not in known_names]
     novel = list(dict.fromkeys(w for w in words if _stem(w) not in story_words and w[:PREFIX] not in prefixes))
-    if len(novel) > MAX_NOVEL_WORDS and len(novel) > MAX_NOVEL_SHARE * len(words):
+    if len(novel) > MAX_NOVEL_WORDS:
         return "it adds words the story does not contain (" + ", ".join(novel[:6]) + ")"
     return None
+
+
+def grounding_problems(
+    fields: Mapping[str, str], story: str, cast: Iterable[str], policy: ContentPolicy | None = None
+) -> dict[str, str]:
+    """For each text field an LLM returned (``{"panel 2 caption": "...", ...}``), why it is not grounded
+    in ``story``; an empty dict when all are. ``cast`` is the user's cast, the only names allowed.
+
+    The caller drops (or replaces with the offline parser's text) every field named in the result.
+    """
+    names = list(cast)
+    policy = policy or ContentPolicy()
+    problems = {}
+    for field_name, text in fields.items():
+        reason = added_text(text, story, names, policy) if text.strip() else None
+        if reason:
+            problems[field_name] = reason
+    return problems

@@ -187,7 +187,7 @@ def _check_answer(content: str, cast: list[str], story: str = "") -> tuple[list[
         sentence = canonical_names(tidy(item.sentence), cast)
         characters = find_cast(sentence, cast)
         invented += [c.strip() for c in item.characters if c.strip().casefold() not in known]
-        added = added_text(sentence, story, [*cast, *item.characters]) if story else None
+        added = added_text(sentence, story, cast) if story else None  # the cast only: item.characters is the LLM's word
         if added:
             warnings.append(f"left out the LLM's panel {sentence[:60]!r}: {added}")
             log.warning("LLM panel dropped: %s", added)
