@@ -49,6 +49,25 @@ def segment_hits(p: PointF, q: PointF, box: Box) -> bool:
     return clipped is not None and clipped[1] - clipped[0] > 1e-9
 
 
+def segment_distance(p1: PointF, q1: PointF, p2: PointF, q2: PointF) -> float:
+    """Shortest distance between two segments (0 when they cross)."""
+
+    def cross(o: PointF, a: PointF, b: PointF) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    def to_segment(x: PointF, a: PointF, b: PointF) -> float:
+        dx, dy = b[0] - a[0], b[1] - a[1]
+        t = ((x[0] - a[0]) * dx + (x[1] - a[1]) * dy) / ((dx * dx + dy * dy) or 1.0)
+        t = min(1.0, max(0.0, t))
+        return math.dist(x, (a[0] + t * dx, a[1] + t * dy))
+
+    d1, d2 = cross(p2, q2, p1), cross(p2, q2, q1)
+    d3, d4 = cross(p1, q1, p2), cross(p1, q1, q2)
+    if d1 * d2 < 0 and d3 * d4 < 0:
+        return 0.0
+    return min(to_segment(p1, p2, q2), to_segment(q1, p2, q2), to_segment(p2, p1, q1), to_segment(q2, p1, q1))
+
+
 def ellipse_edge(center: PointF, a: float, b: float, toward: PointF) -> PointF:
     """Where the ray from an ellipse's centre toward ``toward`` crosses the ellipse."""
     dx, dy = toward[0] - center[0], toward[1] - center[1]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..fonts import missing_glyphs, points_to_px
-from .geometry import Occupancy, PointF, clip_segment, ellipse_edge, expand, overlaps, segment_hits
+from .geometry import Occupancy, PointF, clip_segment, ellipse_edge, expand, overlaps, segment_distance, segment_hits
 from .model import Balloon, Box, Caption, Face, LetteringError, LetteringPlan, Line, TextDoesNotFitError
 from .text import CAPTION_STYLE, KIND_STYLE, Shape, balloon_shapes, body_axes, caption_shape
 
@@ -48,6 +48,7 @@ TAIL_GAP_REL = 0.05  # ... or 5 % of the face size: aimed at the mouth, never dr
 MIN_TAIL_IN = 0.07  # shorter tails disappear under the outline
 BLIND_TAIL_IN = 0.22  # a blind tail's length: clearly a tail, too short to point at anyone in particular
 TAIL_CLEAR_IN = 0.02  # tails keep this far from other faces and balloons
+TAIL_APART_IN = 0.12  # two tails keep this far apart, so each clearly belongs to its own balloon
 MAX_BALLOON_FRAC = (0.92, 0.75)  # a balloon's box may take this much of the panel's width, height
 CAPTION_MIN_EM = 7  # a narration box narrower than 7 font sizes is a column of one-word lines
 BEAM_WIDTH = 4
@@ -60,7 +61,7 @@ W_BELOW_MOUTH = 0.8  # a balloon below its speaker's mouth reads as coming from 
 W_TAIL = 0.4  # long tails cross the art
 W_AREA = 0.6  # covering less art is better
 W_HEAD = 1.5  # per fraction of a balloon lying on hair/head around a face (allowed when nothing else is)
-W_ASPECT = 0.05  # ovals near 1.6:1 look like balloons; very long or round ones less so
+W_ASPECT = 0.15  # ovals near 1.6:1 look like balloons; very long or round ones less so
 IDEAL_ASPECT = 1.6
 
 
@@ -75,13 +76,14 @@ class _Metrics:
     min_tail: float
     blind_tail: float
     tail_clear: float
+    tail_apart: float
     face_margin: float
 
     @classmethod
     def at(cls, dpi: float) -> _Metrics:
         px = lambda inches: inches * dpi  # noqa: E731
         return cls(max(2, round(px(GRID_IN))), px(EDGE_IN), px(GAP_IN), px(TAIL_GAP_IN), px(MIN_TAIL_IN),
-                   px(BLIND_TAIL_IN), px(TAIL_CLEAR_IN), px(FACE_MARGIN_IN))
+                   px(BLIND_TAIL_IN), px(TAIL_CLEAR_IN), px(TAIL_APART_IN), px(FACE_MARGIN_IN))
 
     def margin_of(self, face: Face) -> float:
         gap = self.gap_of(face)
@@ -132,14 +134,21 @@ def plan_lettering(
         raise LetteringError(f"max_pt {max_pt} is below min_pt {min_pt}", None)
     _check_text(caption, lines)
     sizes = [max_pt - i * PT_STEP for i in range(int((max_pt - min_pt) / PT_STEP + 1e-9) + 1)]
-    error: TextDoesNotFitError | None = None
-    for pt in sizes:
+    attempt = lambda pt: _plan_at(pt, size, caption, lines, faces, side_of, rtl, dpi)  # noqa: E731
+    try:
+        return attempt(sizes[0])  # the common case: everything fits at the preferred size
+    except TextDoesNotFitError:
+        if len(sizes) == 1:
+            raise
+    best = attempt(sizes[-1])  # the legible minimum; if this fails too, the error names the line
+    lo, hi = 0, len(sizes) - 1  # sizes[lo] fails, sizes[hi] fits: bisect for the largest size that fits
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
         try:
-            return _plan_at(pt, size, caption, lines, faces, side_of, rtl, dpi)
-        except TextDoesNotFitError as exc:
-            error = exc
-    assert error is not None
-    raise error
+            best, hi = attempt(sizes[mid]), mid
+        except TextDoesNotFitError:
+            lo = mid
+    return best
 
 
 def _check_text(caption: str | None, lines: Sequence[Line]) -> None:
@@ -318,6 +327,8 @@ def _extend(
             balloon = Balloon(line.kind, line.speaker, line.text, box, (round(tail[1][0]), round(tail[1][1])),
                               px, target.face is not None, shape.lines, index)
             found.append((float(cost[k]) + W_TAIL * math.dist(*tail) / diag, balloon, tail))
+            if len(found) >= 2 * BRANCHES and len(_spread(found, m)) == BRANCHES:
+                break
         options += _spread(found, m)  # this shape's best few positions whose tails work
     return [_grow(state, cost, balloon, tail, m) for cost, balloon, tail in _spread(options, m)]
 
@@ -383,4 +394,6 @@ def _tail(
         obstacles.append(expand(caption.box, m.tail_clear))
     if any(segment_hits(start, tip, o) for o in obstacles):
         return None
+    if any(segment_distance(start, tip, *other) < m.tail_apart for other in state.tails):
+        return None  # two tails touching read as one balloon pointing twice
     return start, tip

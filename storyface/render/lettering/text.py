@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from PIL import ImageFont
 
@@ -29,6 +30,7 @@ PROFILE_STRETCH = 1.3  # wrap lines to an oval this much taller than the text bl
 MAX_LINES = 12  # more lines than this is a paragraph, not a balloon
 ELLIPSE_SEARCH = 48  # semi-axis candidates tried when fitting the smallest oval
 MAX_ASPECT = 4.0  # flatter ovals read as a bar, not a balloon
+MIN_ASPECT = 0.8  # balloons taller than this (width / height) read as a column of words
 STROKE_PT = 0.9  # outline weight: ~1 pt reads as a firm ink line in print without looking heavy
 THOUGHT_BUMP = 0.14  # depth of a thought cloud's scallops, relative to the oval's short semi-axis
 
@@ -85,17 +87,27 @@ def split_long_word(word: str, font: Font, max_width: float) -> list[str]:
     return pieces + [piece] if piece else pieces
 
 
-def wrap_greedy(words: Sequence[str], font: Font, width_of_line: Callable[[int], float]) -> list[str]:
-    """Greedy fill: line j takes words while its measured width stays within ``width_of_line(j)``."""
+def wrap_greedy(
+    words: Sequence[str], font: Font, width_of_line: Callable[[int], float], widths: Sequence[float] | None = None
+) -> list[str]:
+    """Greedy fill: line j takes words while its width stays within ``width_of_line(j)``.
+
+    A line's width is its words' widths plus its spaces (``widths``: the words' measured widths,
+    measured here when not given); kerning never crosses a space in Comic Neue, so this equals
+    measuring the line, without measuring every candidate line again.
+    """
+    widths = [font.getlength(w) for w in words] if widths is None else widths
+    space = font.getlength(" ")
     lines: list[str] = []
-    line = ""
-    for word in words:
-        candidate = f"{line} {word}" if line else word
-        if not line or font.getlength(candidate) <= width_of_line(len(lines)):
-            line = candidate
+    line, line_w = "", 0.0
+    for word, w in zip(words, widths):
+        if not line:
+            line, line_w = word, w
+        elif line_w + space + w <= width_of_line(len(lines)):
+            line, line_w = f"{line} {word}", line_w + space + w
         else:
             lines.append(line)
-            line = word
+            line, line_w = word, w
     return lines + [line] if line else lines
 
 
@@ -106,13 +118,13 @@ def _words(text: str, font: Font, max_width: float) -> list[str]:
     return words
 
 
-def _profile(k: int, lh: float, half_width: float) -> Callable[[int], float]:
-    """Line widths that follow an oval PROFILE_STRETCH times taller than k lines: a lozenge."""
+def _profile(k: int, lh: float, half_width: float, max_width: float) -> Callable[[int], float]:
+    """Line widths that follow an oval PROFILE_STRETCH times taller than k lines (a lozenge), capped at ``max_width``."""
     b = k * lh / 2 * PROFILE_STRETCH
 
     def width(j: int) -> float:
         y = abs(-k * lh / 2 + (j + 0.5) * lh) + lh / 2  # the line's edge farthest from the centre
-        return 2 * half_width * math.sqrt(max(0.0, 1 - (y / b) ** 2))
+        return min(max_width, 2 * half_width * math.sqrt(max(0.0, 1 - (y / b) ** 2)))
 
     return width
 
@@ -123,16 +135,17 @@ def lozenge_wraps(text: str, font: Font, max_width: float) -> list[list[str]]:
     if not words:
         return []
     lh = line_height(font)
-    longest = max(font.getlength(w) for w in words)
-    total = font.getlength(" ".join(words))
+    widths = [font.getlength(w) for w in words]
+    longest = max(widths)
+    total = sum(widths) + font.getlength(" ") * (len(words) - 1)
     wraps: dict[tuple[str, ...], list[str]] = {}
     for k in range(1, MAX_LINES + 1):
         lo, hi = longest / 2, max(longest, total) + lh  # half-widths of the profile oval
         best = None
         for _ in range(14):  # binary search: the narrowest oval profile that sets the text in <= k lines
             mid = (lo + hi) / 2
-            lines = wrap_greedy(words, font, _profile(k, lh, mid))
-            if len(lines) <= k and all(font.getlength(x) <= max_width for x in lines):
+            lines = wrap_greedy(words, font, _profile(k, lh, mid, max_width), widths)
+            if len(lines) <= k:
                 best, hi = lines, mid
             else:
                 lo = mid
@@ -180,8 +193,10 @@ def fit_ellipse(corners: Sequence[tuple[float, float]]) -> tuple[float, float]:
     return best[1], best[2]
 
 
-def balloon_shapes(text: str, kind: Kind, size_px: int, dpi: float, max_size: tuple[int, int]) -> list[Shape]:
-    """Every sensible way to set ``text`` in a balloon at ``size_px``, each no larger than ``max_size``."""
+@lru_cache(maxsize=2048)
+def balloon_shapes(text: str, kind: Kind, size_px: int, dpi: float, max_size: tuple[int, int]) -> tuple[Shape, ...]:
+    """Every sensible way to set ``text`` in a balloon at ``size_px``, each no larger than ``max_size``
+    and not much taller than wide (cached: re-lettering after an edit re-sets only the edited line)."""
     font = lettering_font(size_px, KIND_STYLE[kind])
     pad_x, pad_y = PAD_X_EM * size_px, PAD_Y_EM * size_px
     lh = line_height(font)
@@ -190,9 +205,9 @@ def balloon_shapes(text: str, kind: Kind, size_px: int, dpi: float, max_size: tu
         a, b = fit_ellipse(_line_corners([font.getlength(x) for x in lines], lh, pad_x, pad_y))
         ext = outline_extent(kind, a, b, dpi)
         width, height = math.ceil(2 * (a + ext)), math.ceil(2 * (b + ext))
-        if width <= max_size[0] and height <= max_size[1]:
+        if width <= max_size[0] and height <= max_size[1] and width >= MIN_ASPECT * height:
             shapes.append(Shape(tuple(lines), width, height))
-    return shapes
+    return tuple(shapes)
 
 
 def caption_shape(text: str, size_px: int, max_width: int, panel_width: int | None = None) -> Shape:
