@@ -22,7 +22,9 @@ BALLOON_FILL = (255, 255, 255)
 CAPTION_FILL = (255, 243, 196)  # the pale yellow of a classic narration box: lighter than art, not a balloon
 SUPERSAMPLE = 3  # 3x masks: smooth outlines; 4x looks the same in print and costs twice as much
 OVAL_POINTS = 160  # polygon points around an oval: no visible facets at 300 dpi
-TAIL_BASE_REL = 0.24  # tail width where it leaves the oval, relative to the oval's short semi-axis
+TAIL_BASE_REL = 0.24  # tail width where it leaves the oval, relative to the oval's short semi-axis ...
+TAIL_BASE_PER_LENGTH = 0.12  # ... or to the tail's length, so a long tail still reads as a wedge, not a line ...
+TAIL_BASE_MAX = 0.7  # ... but never wider than this (relative to the short semi-axis)
 TAIL_BEND = 0.10  # sideways bow of the tail, relative to its length: a drawn tail is rarely straight
 DASH_ON, DASH_OFF = 3.0, 2.2  # whisper outline dash and gap, in stroke widths
 CLOUD_BUMP_LEN = 0.55  # scallop chord length of a thought cloud, relative to the oval's short semi-axis
@@ -74,7 +76,8 @@ def speech_outline(center: PointF, a: float, b: float, tip: PointF | None) -> li
     if tip is None:
         return oval(center, a, b)[:-1]
     t0 = math.atan2((tip[1] - center[1]) / b, (tip[0] - center[0]) / a)
-    half = TAIL_BASE_REL * min(a, b) / 2
+    length = math.dist(ellipse_edge(center, a, b, tip), tip)
+    half = min(max(TAIL_BASE_REL * min(a, b), TAIL_BASE_PER_LENGTH * length), TAIL_BASE_MAX * min(a, b)) / 2
     delta = min(0.6, half / math.hypot(a * math.sin(t0), b * math.cos(t0)))
     body = oval(center, a, b, t0 + delta, t0 + 2 * math.pi - delta)
     start, end = body[0], body[-1]  # the tail leaves the oval between end and start

@@ -47,6 +47,7 @@ TAIL_GAP_IN = 0.02  # a tail tip stops this far outside its speaker's head ...
 TAIL_GAP_REL = 0.05  # ... or 5 % of the face size: aimed at the mouth, never drawn over the face
 MIN_TAIL_IN = 0.07  # shorter tails disappear under the outline
 BLIND_TAIL_IN = 0.22  # a blind tail's length: clearly a tail, too short to point at anyone in particular
+MAX_TAIL_IN = 1.0  # longer tails wander across the art: a balloon belongs near its speaker
 TAIL_CLEAR_IN = 0.02  # tails keep this far from other faces and balloons
 TAIL_APART_IN = 0.12  # two tails keep this far apart, so each clearly belongs to its own balloon
 MAX_BALLOON_FRAC = (0.92, 0.75)  # a balloon's box may take this much of the panel's width, height
@@ -56,7 +57,7 @@ BRANCHES = 3
 CHECKED = 60  # best-scoring free positions whose tails are checked per shape and state
 # Scoring weights (lower cost wins); distances are in panel diagonals, heights in panel heights.
 W_NEAR = 1.0  # balloon centre to the speaker's mouth (or side, when blind)
-W_HIGH = 0.5  # prefer the top of the panel
+W_HIGH = 1.0  # prefer the top of the panel: reading order fills a panel top-down, so high balloons leave room
 W_BELOW_MOUTH = 0.8  # a balloon below its speaker's mouth reads as coming from someone else
 W_TAIL = 0.4  # long tails cross the art
 W_AREA = 0.6  # covering less art is better
@@ -75,6 +76,7 @@ class _Metrics:
     tail_gap: float
     min_tail: float
     blind_tail: float
+    max_tail: float
     tail_clear: float
     tail_apart: float
     face_margin: float
@@ -83,7 +85,7 @@ class _Metrics:
     def at(cls, dpi: float) -> _Metrics:
         px = lambda inches: inches * dpi  # noqa: E731
         return cls(max(2, round(px(GRID_IN))), px(EDGE_IN), px(GAP_IN), px(TAIL_GAP_IN), px(MIN_TAIL_IN),
-                   px(BLIND_TAIL_IN), px(TAIL_CLEAR_IN), px(TAIL_APART_IN), px(FACE_MARGIN_IN))
+                   px(BLIND_TAIL_IN), px(MAX_TAIL_IN), px(TAIL_CLEAR_IN), px(TAIL_APART_IN), px(FACE_MARGIN_IN))
 
     def margin_of(self, face: Face) -> float:
         gap = self.gap_of(face)
@@ -134,21 +136,14 @@ def plan_lettering(
         raise LetteringError(f"max_pt {max_pt} is below min_pt {min_pt}", None)
     _check_text(caption, lines)
     sizes = [max_pt - i * PT_STEP for i in range(int((max_pt - min_pt) / PT_STEP + 1e-9) + 1)]
-    attempt = lambda pt: _plan_at(pt, size, caption, lines, faces, side_of, rtl, dpi)  # noqa: E731
-    try:
-        return attempt(sizes[0])  # the common case: everything fits at the preferred size
-    except TextDoesNotFitError:
-        if len(sizes) == 1:
-            raise
-    best = attempt(sizes[-1])  # the legible minimum; if this fails too, the error names the line
-    lo, hi = 0, len(sizes) - 1  # sizes[lo] fails, sizes[hi] fits: bisect for the largest size that fits
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
+    error: TextDoesNotFitError | None = None
+    for pt in sizes:  # largest first; most panels fit at once, a crowded one steps down
         try:
-            best, hi = attempt(sizes[mid]), mid
-        except TextDoesNotFitError:
-            lo = mid
-    return best
+            return _plan_at(pt, size, caption, lines, faces, side_of, rtl, dpi)
+        except TextDoesNotFitError as exc:
+            error = exc
+    assert error is not None
+    raise error  # from the legible minimum: the line that does not fit even there
 
 
 def _check_text(caption: str | None, lines: Sequence[Line]) -> None:
@@ -312,8 +307,9 @@ def _extend(
             continue
         x, y, cx, cy, on_head = x[ok], y[ok], cx[ok], cy[ok], on_head[ok]
         tx, ty = target.point
-        if target.face is not None:
-            cost = W_NEAR * np.hypot(cx - tx, cy - ty) / diag + W_BELOW_MOUTH * np.maximum(0, cy - ty) / H
+        if target.face is not None:  # near the top of the speaker's head: balloons float above, tails reach down
+            hx, hy = (target.face.head[0] + target.face.head[2]) / 2, target.face.head[1]
+            cost = W_NEAR * np.hypot(cx - hx, cy - hy) / diag + W_BELOW_MOUTH * np.maximum(0, cy - ty) / H
         else:
             cost = W_NEAR * np.abs(cx - tx) / diag
         cost = cost + W_HIGH * y / H + W_HEAD * on_head
@@ -384,7 +380,7 @@ def _tail(
         norm = math.hypot(dx, dy) or 1.0
         length = min(m.blind_tail, norm)
         tip = (start[0] + dx / norm * length, start[1] + dy / norm * length)
-    if math.dist(start, tip) < m.min_tail:
+    if not m.min_tail <= math.dist(start, tip) <= m.max_tail:
         return None
     if not (m.edge <= tip[0] <= W - m.edge and m.edge <= tip[1] <= H - m.edge):
         return None
