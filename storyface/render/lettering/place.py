@@ -46,6 +46,7 @@ FACE_MARGIN_REL = 0.10  # ... or a tenth of the face's size, whichever is more (
 TAIL_GAP_IN = 0.02  # a tail tip stops this far outside its speaker's head ...
 TAIL_GAP_REL = 0.05  # ... or 5 % of the face size: aimed at the mouth, never drawn over the face
 MIN_TAIL_IN = 0.07  # shorter tails disappear under the outline
+THOUGHT_TRAIL = 2.5  # a thought's trail of bubbles needs this many times the shortest tail to show three bubbles
 BLIND_TAIL_IN = 0.22  # a blind tail's length: clearly a tail, too short to point at anyone in particular
 MAX_TAIL_IN = 1.0  # longer tails wander across the art: a balloon belongs near its speaker
 TAIL_CLEAR_IN = 0.02  # tails keep this far from other faces and balloons
@@ -231,7 +232,7 @@ def _place_caption(text: str, px: int, size: tuple[int, int], faces: Sequence[Fa
     """
     inset = round(m.edge)
     shapes = _caption_shapes(text, px, size[0] - 2 * inset)
-    for keep_clear in ("head", "box"):
+    for keep_clear in ("head", "box"):  # covering someone's hair is worse than narration at the bottom
         for at_top in (True, False):
             for shape in shapes:
                 if shape.height > size[1] * 0.4 - 2 * inset:
@@ -380,7 +381,8 @@ def _tail(
         norm = math.hypot(dx, dy) or 1.0
         length = min(m.blind_tail, norm)
         tip = (start[0] + dx / norm * length, start[1] + dy / norm * length)
-    if not m.min_tail <= math.dist(start, tip) <= m.max_tail:
+    shortest = m.min_tail * (THOUGHT_TRAIL if kind == "thought" else 1)
+    if not shortest <= math.dist(start, tip) <= m.max_tail:
         return None
     if not (m.edge <= tip[0] <= W - m.edge and m.edge <= tip[1] <= H - m.edge):
         return None
