@@ -117,7 +117,7 @@ def timed(fn, repeats: int) -> tuple[float, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layout", default="dynamic", choices=["grid", "dynamic", "webtoon"])
-    parser.add_argument("--preset", default="us-comic")
+    parser.add_argument("--preset", default=None, help="page size (default: us-comic; phone for webtoon)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--save", type=Path, help="write the lettered page(s) here (PNG; several pages get -2, -3 ...)")
     args = parser.parse_args()
@@ -153,12 +153,13 @@ def main() -> None:
         export_s = time.perf_counter() - start
 
     page = book.page_plans[0]
+    preset = get_preset(args.preset, args.layout).name
     cpu = platform.processor() or platform.machine()
     print(f"machine: {os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, "
           f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
-    print(f"page: {args.layout} on {args.preset}, {page.size[0]}x{page.size[1]} px at {page.dpi} dpi, "
+    print(f"page: {args.layout} on {preset}, {page.size[0]}x{page.size[1]} px at {page.dpi} dpi, "
           f"{len(arts)} panels, {n_lines} dialogue lines + {sum(bool(t.caption) for t in texts)} captions, "
-          f"set at {book.lettering[0].font_pt:g} pt")
+          f"set at {sorted({pl.font_pt for pl in book.lettering if pl})} pt")
     print(f"lettering pass, cold (fit + plan + draw, 6 panels): {letter_s:.3f} s median of {args.repeats} "
           f"[{', '.join(f'{t:.3f}' for t in all_s)}]  target <= 1 s: {'met' if letter_s <= 1 else 'NOT met'}")
     print(f"the same pass after editing one line (other lines' text settings cached): {edit_s:.3f} s median")

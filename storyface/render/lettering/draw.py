@@ -35,8 +35,7 @@ def draw_lettering(art: Image.Image, plan: LetteringPlan) -> Image.Image:
     """A new RGB image: ``art`` with the plan's narration box and balloons drawn on it."""
     if art.size != tuple(plan.size):
         raise InputError(f"the lettering was planned for a {plan.size[0]}x{plan.size[1]} panel, got {art.size[0]}x{art.size[1]}")
-    page = art.convert("RGB")
-    page = page.copy() if page is art else page
+    page = art.convert("RGB")  # always a new image (a copy when already RGB): the clean art stays clean
     if plan.caption is not None:
         _draw_caption(page, plan.caption, plan.dpi)
     for balloon in plan.balloons:

@@ -65,7 +65,8 @@ def plan_pages(
     notice_h = _text_height(notice_lines, NOTICE_PT, "regular", p.dpi)
     foot = max(margin, notice_h + margin // 2)  # the bottom margin holds the notice; a long one takes more
     rows = [_row(g, sizes, captions, layout, p, live_w, columns) for g in row_groups(len(sizes), layout, columns or p.columns)]
-    if p.height_in is None:
+    strip = layout == "webtoon" or p.height_in is None  # a webtoon takes the preset's width, never its height
+    if strip:
         max_h = p.px(WEBTOON_MAX_IN)
         avail_first, avail_rest = max_h - margin - title_h - foot, max_h - margin - foot
     else:
@@ -73,14 +74,14 @@ def plan_pages(
         avail_first, avail_rest = height - margin - title_h - foot, height - margin - foot
     if min(avail_first, avail_rest) < gutter * 4:
         raise InputError("the title and notice leave no room for panels on the page; shorten them")
-    groups = _paginate(rows, avail_first, avail_rest, gutter, squeeze=p.height_in is not None)
+    groups = _paginate(rows, avail_first, avail_rest, gutter, squeeze=not strip)
     plans = []
     for number, page_rows in enumerate(groups, start=1):
         top = margin + (title_h if number == 1 else 0)
         avail = avail_first if number == 1 else avail_rest
         last = number == len(groups)
-        slots, used = _place_rows(page_rows, top, avail, margin, live_w, gutter, fill=p.height_in is not None, last=last)
-        page_h = p.px(p.height_in) if p.height_in else top + used + foot
+        slots, used = _place_rows(page_rows, top, avail, margin, live_w, gutter, fill=not strip, last=last)
+        page_h = top + used + foot if strip else p.px(p.height_in)
         if rtl:
             slots = [_mirror(s, width) for s in slots]
         notice_box = (margin, page_h - foot + (foot - notice_h) // 2, width - margin, page_h - foot + (foot + notice_h) // 2) if notice_lines else None
