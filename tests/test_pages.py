@@ -122,8 +122,9 @@ def test_webtoon_is_one_phone_wide_strip():
     assert len(xs) == 1  # one column
     tops = [s.box[1] for s in strip.slots]
     assert tops == sorted(tops)
-    (wide,) = plan_pages(sizes_for(6, "webtoon"), "webtoon", "us-comic")  # a page preset lends its width only
-    assert wide.size[0] == 1988 and wide.size[1] > 3075
+    wide = plan_pages(sizes_for(12, "webtoon"), "webtoon", "us-comic")  # a page preset lends its width only
+    assert all(s.size[0] == 1988 for s in wide) and wide[0].size[1] > 3075
+    assert len(wide) > 1 and all(s.size[1] <= 40 * 300 for s in wide)  # a very long strip is cut between panels
 
 
 def test_right_to_left_starts_at_the_top_right():
