@@ -387,10 +387,10 @@ def test_parse_lora_spec():
     assert parse_lora_spec("ghibli.safetensors:style") == LoraSpec("ghibli.safetensors", kind="style")
     assert parse_lora_spec(r"C:\loras\ink.safetensors") == LoraSpec(r"C:\loras\ink.safetensors")
     hub = parse_lora_spec("ByteDance/SDXL-Lightning/sdxl_lightning_8step_lora.safetensors")
-    assert hub.weight == 1.0 and hub.resolved_kind() == "lightning"
-    assert LoraSpec("latent-consistency/lcm-lora-sdxl").resolved_kind() == "lcm"
-    assert LoraSpec("h1t/TCD-SDXL-LoRA").resolved_kind() == "tcd"
-    assert LoraSpec("watercolor_xl.safetensors").resolved_kind() == "style"
+    assert hub.weight == 1.0 and hub.kind == "lightning"
+    assert LoraSpec("latent-consistency/lcm-lora-sdxl").kind == "lcm"
+    assert LoraSpec("h1t/TCD-SDXL-LoRA").kind == "tcd"
+    assert LoraSpec("watercolor_xl.safetensors").kind == "style"
     with pytest.raises(InputError, match="weight"):
         parse_lora_spec("comic.safetensors:9")
 

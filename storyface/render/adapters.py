@@ -80,7 +80,7 @@ class LoraSpec:
 
     A hub LoRA is ``owner/repo`` plus ``weight_name`` (default ``pytorch_lora_weights.safetensors``),
     or ``owner/repo/path/in/repo.safetensors``. ``kind=None`` reads it from the name (``lightning``,
-    ``hyper``, ``lcm``, ``tcd``), else ``style``.
+    ``hyper``, ``lcm``, ``tcd``), else ``style``; after construction ``kind`` is always one of those.
     """
 
     source: str
@@ -92,8 +92,8 @@ class LoraSpec:
         if not isinstance(self.source, str) or not self.source.strip():
             raise InputError("a LoRA needs a file path or a hub id")
         object.__setattr__(self, "weight", _check_weight(self.weight))
-        if self.kind is not None:
-            object.__setattr__(self, "kind", check_kind(self.kind))
+        kind = check_kind(self.kind) if self.kind is not None else detect_kind(self.name) or STYLE_KIND
+        object.__setattr__(self, "kind", kind)
 
     @property
     def name(self) -> str:
@@ -102,9 +102,6 @@ class LoraSpec:
             return f"{self.source.rstrip('/')}/{self.weight_name}"
         path = Path(self.source)
         return path.name if path.suffix else self.source
-
-    def resolved_kind(self) -> str:
-        return self.kind or detect_kind(self.name) or STYLE_KIND
 
 
 def parse_lora_spec(text: str) -> LoraSpec:
@@ -140,7 +137,7 @@ class LoadedLora:
 
     @property
     def kind(self) -> str:
-        return self.spec.resolved_kind()
+        return self.spec.kind
 
     @property
     def name(self) -> str:
@@ -345,7 +342,7 @@ def apply_loras(model: LoadedModel, specs: Sequence[LoraSpec | str], permanent: 
     specs = [s if isinstance(s, LoraSpec) else parse_lora_spec(s) for s in specs]
     if len(specs) > MAX_LORAS:
         raise InputError(f"at most {MAX_LORAS} LoRAs at once, got {len(specs)}")
-    distill = [s.name for s in specs if s.resolved_kind() in DISTILL_KINDS]
+    distill = [s.name for s in specs if s.kind in DISTILL_KINDS]
     if len(distill) > 1:
         raise InputError(f"use one distillation LoRA at a time, got {len(distill)}: {', '.join(distill)}")
     paths = [resolve_lora_file(spec) for spec in specs]  # a missing file fails before the model changes

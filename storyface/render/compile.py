@@ -118,9 +118,13 @@ def enable_compile_cache(folder: str | os.PathLike | None = None) -> CompileCach
     if loader is not None and cache.mega_cache_file.is_file():
         try:
             cache.loaded = loader(cache.mega_cache_file.read_bytes())
-            log.info("loaded compile cache artifacts from %s: %s", cache.mega_cache_file, cache.loaded)
         except Exception as exc:  # noqa: BLE001 - any failure here only means a cold compile
             log.warning("ignoring compile cache file %s (%s: %s)", cache.mega_cache_file, type(exc).__name__, exc)
+        else:
+            if cache.loaded is None:  # torch logs why and returns None for a file it cannot read
+                log.warning("ignoring compile cache file %s: torch could not read it", cache.mega_cache_file)
+            else:
+                log.info("loaded compile cache artifacts from %s: %s", cache.mega_cache_file, cache.loaded)
     log.info("compile cache: %s", cache.inductor_dir)
     return cache
 
