@@ -184,9 +184,10 @@ def test_text_encoder_keys_fuse_into_both_text_encoders(base, tmp_path):
     pipe = base.pipe
     shapes = {}
     for prefix, component in (("lora_te1", "text_encoder"), ("lora_te2", "text_encoder_2")):
-        for n in linear_names(getattr(pipe, component), "self_attn"):
+        for n in linear_names(getattr(pipe, component), "layers"):  # attention and MLP, as kohya trains them
             m = layer(base, component, n)
-            shapes[kohya_key(prefix, n)] = (m.in_features, m.out_features)
+            kohya_name = "text_model." + n.removeprefix("text_model.")  # kohya's names come from CLIPTextModel.text_model
+            shapes[kohya_key(prefix, kohya_name)] = (m.in_features, m.out_features)
     unet_names = linear_names(pipe.unet, "attn2")
     for n in unet_names:
         shapes[kohya_key("lora_unet", n)] = (layer(base, "unet", n).in_features, layer(base, "unet", n).out_features)
@@ -401,3 +402,16 @@ def test_loaded_lora_record_is_json():
         "source": "a/b", "weight_name": "x.safetensors", "weight": 0.5, "kind": "style",
         "sha256": "0123456789abcdef", "components": ["unet"], "layers": 3,
     }
+
+
+def test_sd2_model_takes_a_lora_too(tmp_path):
+    model = load_model("tiny-sd2", device="cpu")
+    names = linear_names(model.pipe.unet, "attn1")
+    sd = peft_lora(model, names, seed=16)
+    w0 = layer(model, "unet", names[0]).weight.detach().clone()
+    [lora] = apply_loras(model, [str(write(tmp_path / "sd2.safetensors", sd))])
+    assert lora.layers == len(names)
+    expected = w0 + sd[f"unet.{names[0]}.lora_B.weight"] @ sd[f"unet.{names[0]}.lora_A.weight"]
+    assert torch.allclose(layer(model, "unet", names[0]).weight, expected, atol=WEIGHT_ATOL)
+    remove_loras(model)
+    assert torch.allclose(model.pipe.unet.get_submodule(names[0]).weight, w0, atol=WEIGHT_ATOL)

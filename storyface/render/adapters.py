@@ -50,6 +50,7 @@ MAX_ABS_WEIGHT = 4.0  # style LoRAs are used at 0.3-1.5 (negative for "slider" L
 MAX_LORA_BYTES = 3 * 2**30  # the largest SDXL LoRAs (rank 256, every layer) are ~1.7 GB; a bigger
 #                             file is a full checkpoint, which belongs in --model
 DIGEST_CHARS = 16  # 64 bits of sha256: tells files apart in a record, short enough to read
+HASH_CHUNK = 8 * 2**20  # read 8 MiB at a time: a 400 MB LoRA hashes without holding it twice
 DEFAULT_WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' name for a hub LoRA's file
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 ADAPTER_PREFIX = "storyface_lora_"
@@ -206,8 +207,11 @@ def _from_hub(source: str, weight_name: str | None) -> Path:
 
 def file_digest(path: Path) -> str:
     """Short sha256 of the file's bytes: the same file gives the same record on any machine."""
+    h = hashlib.sha256()
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()[:DIGEST_CHARS]
+        for chunk in iter(lambda: f.read(HASH_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()[:DIGEST_CHARS]
 
 
 def _is_lora_key(key: str) -> bool:
