@@ -88,11 +88,15 @@ DataDirOpt = Annotated[
 ]
 
 
-def _library(data_dir_: Optional[Path]):
+def _library(data_dir_: Optional[Path], readonly: bool = False):
+    """The library; commands that only read open it read-only, so they can never change it."""
     from .identity.library import IdentityLibrary
     from .paths import data_dir
 
-    return IdentityLibrary(data_dir(data_dir_))
+    library = IdentityLibrary(data_dir(data_dir_), readonly=readonly)
+    for note in library.notes:
+        console.print(f"[yellow]library:[/] {note}", markup=False, highlight=False)
+    return library
 
 
 @app.command()
@@ -234,7 +238,7 @@ def comic(
     title: Optional[str] = None,
     seed: int = 0,
     steps: Annotated[int, typer.Option(min=1)] = 30,
-    guidance: float = 5.0,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance (StableIdentity: 8.5).")] = 8.5,
     size: Annotated[Optional[int], typer.Option(help="Panel side in pixels (default: the model's).")] = None,
     scheduler: str = "euler",
     backend: Annotated[str, typer.Option(help="Story parser: auto, offline or llm.")] = "auto",
@@ -266,7 +270,7 @@ def _identities(refs: list[str], data_dir_: Optional[Path]):
         if ref.lower().endswith(".safetensors") or Path(ref).is_file():
             identities.append(load_identity(ref))
         else:
-            library = library or _library(data_dir_)
+            library = library or _library(data_dir_, readonly=True)
             identities.append(library.load(ref))
     return identities
 
@@ -279,7 +283,7 @@ def _references(refs: list[str], identities, data_dir_: Optional[Path]) -> dict[
         if ref.lower().endswith(".safetensors") or Path(ref).is_file():
             photo = Path(ref).with_suffix(".png")
         else:
-            library = library or _library(data_dir_)
+            library = library or _library(data_dir_, readonly=True)
             photo = library.get(ref).headshot_path
         if photo is not None and photo.is_file():
             found[ident.name] = photo
@@ -368,7 +372,14 @@ app.add_typer(jobs_app, name="jobs")
 @friendly_errors
 def ids_list(data_dir: DataDirOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every identity in the library."""
-    records = _library(data_dir).list()
+    library = _library(data_dir, readonly=True)
+    records = library.list()
+    lost = library.unindexed()
+    if lost:
+        console.print(
+            f"warning: {len(lost)} identity folder(s) in {library.identities_dir} are not in the database "
+            "(restored from an older backup?); `storyface ids recover` adds them back", markup=False
+        )
     if as_json:
         out.print_json(json.dumps([r.to_dict() for r in records], default=str))
         return
@@ -382,7 +393,7 @@ def ids_list(data_dir: DataDirOpt = None, as_json: Annotated[bool, typer.Option(
 @friendly_errors
 def ids_show(name: str, data_dir: DataDirOpt = None) -> None:
     """One identity's record and files."""
-    out.print_json(json.dumps(_library(data_dir).get(name).to_dict(), default=str))
+    out.print_json(json.dumps(_library(data_dir, readonly=True).get(name).to_dict(), default=str))
 
 
 @ids_app.command("rename")
@@ -403,7 +414,15 @@ def ids_delete(name: str, data_dir: DataDirOpt = None) -> None:
 @friendly_errors
 def ids_export(name: str, dest: Path, data_dir: DataDirOpt = None) -> None:
     """Write the identity as a standard embedding file other tools read."""
-    console.print(f"wrote [bold]{_library(data_dir).export(name, dest)}[/]")
+    console.print(f"wrote [bold]{_library(data_dir, readonly=True).export(name, dest)}[/]")
+
+
+@ids_app.command("recover")
+@friendly_errors
+def ids_recover(data_dir: DataDirOpt = None) -> None:
+    """Rebuild the database rows of identity folders it lost (a restore, a missing file); deletes nothing."""
+    library = _library(data_dir)
+    console.print(f"{len(library.notes)} folder(s) recovered; the library holds {len(library.list())} identities")
 
 
 @ids_app.command("import")

@@ -261,14 +261,25 @@ def family_of(pipe: object) -> Family:
     return "sdxl" if hasattr(pipe, "text_encoder_2") else "sd2"
 
 
-def _fix_eos_token_ids(pipe: object) -> None:
-    """Old CLIP configs say eos=2, so pooling takes the highest token id, i.e. an added identity
-    token. Pointing eos at the real id changes nothing for plain prompts and fixes pooling."""
+def fix_eos_token_ids(pipe: object) -> None:
+    """Point every copy of a text encoder's end-of-text id at the tokenizer's real one.
+
+    Old CLIP configs (SDXL base's and SD 2.x's as published) say ``eos_token_id = 2``; transformers then
+    pools at ``argmax(input_ids)``, the highest id, which is an added identity token. Because CLIP is
+    causal, the pooled vector (SDXL's ``text_embeds``) would then ignore everything written after the
+    name. Transformers keeps the id in several places (the config, each sub-config, and the
+    ``text_model``'s own attribute inside ``CLIPTextModelWithProjection``), so every module and config
+    that carries one is set. Plain prompts pool at the same place either way.
+    """
     for slot in encoder_slots(pipe, family_of(pipe)):
         eos = slot.tokenizer.eos_token_id
-        if slot.text_encoder.config.eos_token_id != eos:
-            slot.text_encoder.config.eos_token_id = eos
-            slot.text_encoder.eos_token_id = eos
+        for module in slot.text_encoder.modules():
+            if isinstance(getattr(module, "eos_token_id", None), int):
+                module.eos_token_id = eos
+            config = getattr(module, "config", None)
+            for cfg in (config, getattr(config, "text_config", None)):
+                if cfg is not None and isinstance(getattr(cfg, "eos_token_id", None), int):
+                    cfg.eos_token_id = eos
 
 
 def _single_file_family(path: Path) -> Family:
@@ -336,7 +347,7 @@ def load_model(
         is_tiny = False
         train_res = 512
         render = 1024 if family_of(pipe) == "sdxl" else 768
-    _fix_eos_token_ids(pipe)
+    fix_eos_token_ids(pipe)
     contiguous_vae_mid_blocks(pipe)
     pipe.to(device=device)
     if pipe.unet.dtype != dtype:

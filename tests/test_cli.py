@@ -247,3 +247,28 @@ def test_an_edited_panel_script_renders_as_written(cli, tmp_path, trained):
     panels = json.loads((out / "comic.json").read_text())["panels"]
     assert [p["sentence"] for p in panels] == [p["sentence"] for p in script["panels"]]
     assert "park bench" in panels[1]["prompt"] and "<taylor-swift>" in panels[1]["prompt"]
+
+
+def test_ids_list_on_a_lost_database_deletes_nothing_and_recover_brings_everyone_back(cli, tmp_path, trained):
+    """The data-loss bug: `ids list` next to a missing or empty database used to delete every identity."""
+    home = trained[0].parent / "home"
+    data = tmp_path / "restored"
+    import shutil
+
+    shutil.copytree(home, data)
+    files = {p: p.read_bytes() for p in sorted((data / "identities").rglob("*")) if p.is_file()}
+    for sidecar in data.glob("library.sqlite3*"):
+        sidecar.unlink()
+    (data / "library.sqlite3").write_bytes(b"")  # a sync tool left an empty file
+    for command in (("ids", "list"), ("ids", "show", "Hugh Jackman"), ("comic", "--identity", "Hugh Jackman")):
+        result = cli(*command, "--data-dir", data) if command[0] == "ids" else cli(
+            *command, "--story", trained[0], "--data-dir", data)
+        assert result.exit_code == 2, result.output
+        assert "2 identity folder(s)" in result.output and "storyface ids recover" in result.output
+    assert {p: p.read_bytes() for p in files} == files
+    result = cli("ids", "recover", "--data-dir", data)
+    assert result.exit_code == 0 and "2 folder(s) recovered" in result.output, result.output
+    listed = json.loads(cli("ids", "list", "--json", "--data-dir", data).stdout)
+    assert sorted(r["name"] for r in listed) == ["Hugh Jackman", "Taylor Swift"]
+    assert all(r["consent_by"] for r in listed)
+    assert {p: p.read_bytes() for p in files} == files

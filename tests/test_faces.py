@@ -436,9 +436,9 @@ def test_dlib_jitters_option(dlib_variants: dict[str, Headshot]) -> None:
 
 
 def test_unknown_encoder_lists_choices() -> None:
-    with pytest.raises(InputError, match="dlib, vit") as info:
-        get_face_encoder("arcface")
-    assert "arcface" in str(info.value) and set(FACE_ENCODERS) == {"dlib", "vit"}
+    with pytest.raises(InputError, match="arcface, dlib, vit") as info:
+        get_face_encoder("facenet")
+    assert "facenet" in str(info.value) and set(FACE_ENCODERS) == {"arcface", "dlib", "vit"}
 
 
 def test_vit_needs_a_model() -> None:

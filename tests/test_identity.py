@@ -142,12 +142,16 @@ def test_training_is_seeded_and_several_people_train_together(model):
 def test_adain_lands_outputs_on_celebrity_name_statistics(model):
     stats = {s.key: celeb_stats(s, celeb_names()) for s in model.encoders}
     prior = IdentityPrior(128, stats, hidden=32)
+    seen = {}
+    for key, mlp in prior.mlps.items():
+        mlp.norm_out.register_forward_pre_hook(lambda m, args, key=key: seen.update({key: args[0].detach()}))
     out = prior(torch.randn(3, 128))
     for key, (mean, std) in stats.items():
-        z = (out[key] - mean) / std  # [3, 2, D]: normalised per token across dims
+        z = ((out[key] - mean) / std).flatten(1)  # [3, 2 * D]: normalised over both tokens together (official)
+        h = seen[key]  # what the final LayerNorm got: (h - mean) / sqrt(biased var + 1e-5), weight 1, bias 0
         assert out[key].shape == (3, 2, mean.shape[1])
-        assert torch.allclose(z.mean(-1), torch.zeros(3, 2), atol=1e-4)
-        assert torch.allclose(z.std(-1), torch.ones(3, 2), atol=1e-3)
+        assert torch.allclose(z, (h - h.mean(-1, keepdim=True)) / torch.sqrt(h.var(-1, unbiased=False, keepdim=True) + 1e-5), atol=1e-4)
+        assert torch.allclose(z.mean(-1), torch.zeros(3), atol=1e-4)
 
 
 def test_cancel_stops_training(model):

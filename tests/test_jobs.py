@@ -126,6 +126,19 @@ def test_submit_keeps_a_copy_of_the_photo(queue: JobQueue, astronaut_path: Path,
     assert [j.to_dict() for j in reopened.list()] == [j.to_dict() for j in queue.list()]
 
 
+def test_only_half_written_uploads_are_removed(queue: JobQueue, astronaut_path: Path) -> None:
+    """A crashed submit leaves a .tmp- upload (removed when a worker starts); an upload whose job row
+    is missing (a lost or older database) is the user's photo and stays."""
+    half = queue.uploads_dir / ".tmp-0123abcd.png"
+    half.write_bytes(b"partial")
+    orphan = queue.uploads_dir / ("c" * 32 + ".png")
+    orphan.write_bytes(astronaut_path.read_bytes())
+    JobQueue(queue.library).list()  # reading deletes nothing
+    assert half.exists() and orphan.exists()
+    Worker(queue, fast_train)
+    assert not half.exists() and orphan.read_bytes() == astronaut_path.read_bytes()
+
+
 def test_submit_refuses_bad_input_writing_nothing(queue: JobQueue, astronaut_path: Path) -> None:
     queue.library.add(tiny_identity("Grace Hopper"), None, None)
     queue.submit(astronaut_path, "Eileen Collins", "tiny", {}, None)
@@ -331,7 +344,7 @@ def test_killed_worker_leaves_nothing_and_job_completes_later(tmp_path: Path, as
     assert (done.state, done.attempts, done.identity_id) == ("done", 2, record.id)
     assert tree(root) == sorted(
         ["identities", "uploads", f"identities/{record.id}"]
-        + [f"identities/{record.id}/{f}" for f in ("embedding.safetensors", "headshot.png", "thumb.png")]
+        + [f"identities/{record.id}/{f}" for f in ("embedding.safetensors", "headshot.png", "record.json", "thumb.png")]
     )
     con = sqlite3.connect(root / DB_NAME)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -20,6 +20,7 @@ from storyface.identity.library import (
     DB_NAME,
     DuplicateNameError,
     IdentityLibrary,
+    LibraryError,
     UnknownIdentityError,
     normalize_name,
 )
@@ -126,7 +127,7 @@ def test_add_without_headshot_has_no_images(library: IdentityLibrary) -> None:
     record = library.add(make_identity("Ada"), None, None)
     assert record.headshot_path is None and record.thumb_path is None
     assert record.consent_by is None and record.consent_at is None
-    assert sorted(p.name for p in record.dir.iterdir()) == ["embedding.safetensors"]
+    assert sorted(p.name for p in record.dir.iterdir()) == ["embedding.safetensors", "record.json"]
 
 
 def test_duplicate_names_refused_case_insensitively(library: IdentityLibrary, headshot: Image.Image) -> None:
@@ -200,15 +201,126 @@ def test_open_removes_crash_leftovers(tmp_path: Path) -> None:
     root = tmp_path / "data"
     kept = IdentityLibrary(root).add(make_identity("Kept"), None, None)
     ids = root / "identities"
-    # a crash while writing files, one between the rename and the commit, one inside a rename
+    # a crash while writing files, one between the rename and the commit, one inside a rename,
+    # one after a delete's commit, and a committed add whose marker was not yet removed
     save_identity(make_identity("Half"), ids / ".tmp-0123456789abcdef0123456789abcdef" / "embedding.safetensors")
     save_identity(make_identity("Orphan"), ids / ("f" * 32) / "embedding.safetensors")
+    (ids / ("f" * 32) / ".pending").touch()
+    save_identity(make_identity("Deleted"), ids / ("e" * 32) / "embedding.safetensors")
+    (ids / ("e" * 32) / ".deleting").touch()
     (kept.dir / ".tmp-abc.safetensors").write_bytes(b"partial")
+    (kept.dir / ".pending").touch()
     (ids / "notes.txt").write_text("not ours to delete")
     library = IdentityLibrary(root)
     assert sorted(p.name for p in ids.iterdir()) == sorted([kept.id, "notes.txt"])
-    assert sorted(p.name for p in kept.dir.iterdir()) == ["embedding.safetensors"]
+    assert sorted(p.name for p in kept.dir.iterdir()) == ["embedding.safetensors", "record.json"]
     assert [r.name for r in library.list()] == ["Kept"]
+
+
+def test_interrupted_delete_before_commit_keeps_the_identity(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    kept = IdentityLibrary(root).add(make_identity("Still Here"), None, "Still Here")
+    (kept.dir / ".deleting").touch()  # the delete's transaction never committed: the row is still there
+    library = IdentityLibrary(root)
+    assert [r.name for r in library.list()] == ["Still Here"] and library.load("still here").digest()
+    assert not (kept.dir / ".deleting").exists()
+
+
+def _library_with_two(root: Path, headshot: Image.Image) -> tuple[IdentityLibrary, dict[str, str]]:
+    library = IdentityLibrary(root)
+    library.add(make_identity("Grace Hopper", seed=1), headshot, "Grace Hopper")
+    library.add(make_identity("Eileen Collins", seed=2), None, "Eileen Collins")
+    return library, {r.name: library.load(r.name).digest() for r in library.list()}
+
+
+def _identity_files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted((root / "identities").rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("damage", ["empty", "missing"])
+def test_lost_database_never_deletes_identities(tmp_path: Path, headshot: Image.Image, damage: str) -> None:
+    """A 0-byte or missing database next to real identities (a restore, a sync tool, a wrong delete)."""
+    root = tmp_path / "data"
+    library, digests = _library_with_two(root, headshot)
+    files = _identity_files(root)
+    for sidecar in root.glob(f"{DB_NAME}*"):
+        sidecar.unlink()
+    if damage == "empty":
+        (root / DB_NAME).write_bytes(b"")
+    # 1. reading commands write nothing and say what to do
+    with pytest.raises(LibraryError, match=r"2 identity folder\(s\).*storyface ids recover"):
+        IdentityLibrary(root, readonly=True)
+    assert _identity_files(root) == files
+    # 2. a writable open indexes them again from their record.json, consent included
+    recovered = IdentityLibrary(root)
+    assert {r.name: recovered.load(r.name).digest() for r in recovered.list()} == digests
+    assert {r.name: r.consent_by for r in recovered.list()} == {"Grace Hopper": "Grace Hopper", "Eileen Collins": "Eileen Collins"}
+    assert recovered.get("grace hopper").headshot_path is not None
+    assert len(recovered.notes) == 2 and all("indexed" in n for n in recovered.notes)
+    assert _identity_files(root) == files
+
+
+def test_older_backup_database_keeps_newer_identities(tmp_path: Path, headshot: Image.Image) -> None:
+    root = tmp_path / "data"
+    library = IdentityLibrary(root)
+    library.add(make_identity("Grace Hopper", seed=1), headshot, "Grace Hopper")
+    backup = tmp_path / "backup.sqlite3"
+    with sqlite3.connect(root / DB_NAME) as src, sqlite3.connect(backup) as dst:
+        src.backup(dst)
+    library.add(make_identity("Eileen Collins", seed=2), None, "Eileen Collins")
+    newer = library.get("Eileen Collins")
+    files = _identity_files(root)
+    for sidecar in root.glob(f"{DB_NAME}*"):
+        sidecar.unlink()
+    backup.rename(root / DB_NAME)  # the user restores last week's database
+    reader = IdentityLibrary(root, readonly=True)
+    assert [r.name for r in reader.list()] == ["Grace Hopper"]
+    assert [p.name for p in reader.unindexed()] == [newer.id]  # read-only: reported, not changed
+    assert _identity_files(root) == files
+    writer = IdentityLibrary(root)
+    assert sorted(r.name for r in writer.list()) == ["Eileen Collins", "Grace Hopper"]
+    assert writer.get("Eileen Collins").id == newer.id and _identity_files(root) == files
+
+
+def test_unindexable_folder_is_moved_aside_not_deleted(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    IdentityLibrary(root).add(make_identity("Grace Hopper"), None, None)
+    clash = root / "identities" / ("a" * 32)
+    save_identity(make_identity("grace  HOPPER", seed=5), clash / "embedding.safetensors")  # same person's key
+    broken = root / "identities" / ("b" * 32)
+    broken.mkdir()
+    (broken / "embedding.safetensors").write_bytes(b"not safetensors")
+    library = IdentityLibrary(root)
+    assert [r.name for r in library.list()] == ["Grace Hopper"]
+    aside = root / "set-aside"
+    assert sorted(p.name for p in aside.iterdir()) == ["a" * 32, "b" * 32]
+    assert (aside / ("b" * 32) / "embedding.safetensors").read_bytes() == b"not safetensors"
+    assert len(library.notes) == 2 and all("moved identity folder" in n for n in library.notes)
+
+
+def test_readonly_open_writes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "fresh"
+    root.mkdir()
+    reader = IdentityLibrary(root, readonly=True)  # nothing there yet: an empty library, nothing created
+    assert reader.list() == [] and "x" not in reader and list(root.iterdir()) == []
+    with pytest.raises(UnknownIdentityError, match="library is empty"):
+        reader.get("Grace Hopper")
+    with pytest.raises(LibraryError, match="read-only"):
+        reader.add(make_identity("Grace Hopper"), None, None)
+    assert list(root.iterdir()) == []
+
+
+def test_damaged_database_is_a_clear_error(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    IdentityLibrary(root).add(make_identity("Grace Hopper"), None, None)
+    for sidecar in root.glob(f"{DB_NAME}*"):
+        sidecar.unlink()
+    (root / DB_NAME).write_bytes(b"garbage " * 512)
+    files = _identity_files(root)
+    for readonly in (True, False):
+        with pytest.raises(LibraryError, match="damaged.*nothing was changed"):
+            IdentityLibrary(root, readonly=readonly).list()
+    assert _identity_files(root) == files
 
 
 def test_failed_insert_leaves_nothing(library: IdentityLibrary) -> None:

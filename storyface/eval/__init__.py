@@ -17,6 +17,7 @@ from .likeness import (
     score_panels,
 )
 from .retry import Attempt, PanelAttempts, face_scorer, render_with_retries
+from .swaps import Swap, find_swaps
 
 __all__ = [
     "MISSING_SCORE",
@@ -26,7 +27,9 @@ __all__ = [
     "PanelAttempts",
     "PanelScore",
     "ReferenceSource",
+    "Swap",
     "face_scorer",
+    "find_swaps",
     "match_faces",
     "references_from",
     "render_with_retries",

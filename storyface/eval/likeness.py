@@ -21,7 +21,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 from PIL import Image
@@ -30,6 +30,10 @@ from ..errors import InputError
 from ..faces import FaceEncoder, Headshot, crop_headshot, detect_faces, detect_one_face, get_face_encoder, load_image
 from ..faces.detect import Box
 from ..faces.encoders import l2_normalise
+from .swaps import Swap, find_swaps
+
+if TYPE_CHECKING:
+    from ..render.regions import Region
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ class FaceMatch:
     similarity: float | None  # cosine to that character's reference
     nearest: str | None = None  # the cast member it resembles most (of all references)
     nearest_similarity: float | None = None
+    similarities: dict[str, float] = field(default_factory=dict)  # cosine to every cast member (swap check)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +65,7 @@ class FaceMatch:
             "similarity": _round(self.similarity),
             "nearest": self.nearest,
             "nearest_similarity": _round(self.nearest_similarity),
+            "similarities": {k: _round(v) for k, v in self.similarities.items()},
         }
 
 
@@ -73,6 +79,7 @@ class PanelScore:
     faces: list[FaceMatch] = field(default_factory=list)
     unscored: list[str] = field(default_factory=list)  # expected, but no reference photo to compare with
     prompt_fit: float | None = None  # CLIP image-text cosine, when a CLIP model was given
+    swaps: list[Swap] = field(default_factory=list)  # faces in one person's region that look like another
 
     @property
     def extra(self) -> list[FaceMatch]:
@@ -89,8 +96,9 @@ class PanelScore:
         return min(scores) if scores else None
 
     def passes(self, min_likeness: float) -> bool:
+        """Likeness at or above the bar and nobody standing in someone else's place."""
         weakest = self.weakest
-        return weakest is None or weakest >= min_likeness
+        return not self.swaps and (weakest is None or weakest >= min_likeness)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +110,7 @@ class PanelScore:
             "weakest": _round(self.weakest),
             "prompt_fit": _round(self.prompt_fit),
             "faces": [f.to_dict() for f in self.faces],
+            "swaps": [s.to_dict() for s in self.swaps],
         }
 
 
@@ -209,6 +218,7 @@ def _face_match(box: Box, det: float, sims: np.ndarray, names: list[str], charac
         similarity=float(sims[names.index(character)]) if character is not None else None,
         nearest=names[nearest] if nearest is not None else None,
         nearest_similarity=float(sims[nearest]) if nearest is not None else None,
+        similarities={name: float(sim) for name, sim in zip(names, sims)},
     )
 
 
@@ -230,12 +240,16 @@ def score_panel(
     *,
     clip: ClipScorer | None = None,
     text: str | None = None,
+    plan: Mapping[str, Region] | None = None,
 ) -> PanelScore:
     """Faces found, matched to the expected cast, similarity each, missing and extra faces.
 
-    With ``clip`` and ``text`` the score also carries the panel's prompt fit.
+    With ``clip`` and ``text`` the score also carries the panel's prompt fit; with the panel's
+    region ``plan`` (name -> Region) it lists swapped people (:mod:`storyface.eval.swaps`).
     """
     score = match_faces(encode_faces(image, as_encoder(encoder)), references, expected)
+    if plan:
+        score = replace(score, swaps=find_swaps(score.faces, plan, image.size))
     if clip is not None and text:
         score = replace(score, prompt_fit=clip.score(image, text))
     return score
@@ -249,15 +263,17 @@ def score_panels(
     *,
     clip: ClipScorer | None = None,
     texts: Sequence[str] | None = None,
+    plans: Sequence[Mapping[str, Region] | None] | None = None,
 ) -> list[PanelScore]:
-    """One PanelScore per image; ``expected[i]`` names the characters of panel i."""
-    if len(expected) != len(images) or (texts is not None and len(texts) != len(images)):
-        raise InputError(f"got {len(images)} panels but {len(expected)} character lists / texts; give one per panel")
+    """One PanelScore per image; ``expected[i]`` names the characters of panel i, ``plans[i]`` its regions."""
+    if any(x is not None and len(x) != len(images) for x in (expected, texts, plans)):
+        raise InputError(f"got {len(images)} panels but {len(expected)} character lists / texts / plans; give one per panel")
     encoder = as_encoder(encoder)
     texts = texts if texts is not None else [None] * len(images)
+    plans = plans if plans is not None else [None] * len(images)
     return [
-        score_panel(image, references, names, encoder, clip=clip, text=text)
-        for image, names, text in zip(images, expected, texts)
+        score_panel(image, references, names, encoder, clip=clip, text=text, plan=plan)
+        for image, names, text, plan in zip(images, expected, texts, plans)
     ]
 
 

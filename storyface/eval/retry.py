@@ -2,8 +2,10 @@
 
 A panel is scored right after rendering; if its weakest expected character (see
 :attr:`~storyface.eval.likeness.PanelScore.weakest`) falls below ``min_likeness`` it is rendered
-again with a new seed, up to ``retries`` times. All weak panels of a round are re-rendered in one
-batch. The best attempt (highest weakest score; the earlier one on ties) is kept, and every panel
+again with a new seed, up to ``retries`` times; so is a panel where a face stands in another person's
+region (a swap, see :mod:`storyface.eval.swaps`). All weak panels of a round are re-rendered in one
+batch. The best attempt (no swap first, then the highest weakest score; the earlier one on ties) is
+kept, and every panel
 keeps a record of the seeds it tried, their scores, and which one won.
 """
 
@@ -24,6 +26,7 @@ from .likeness import PanelScore, as_encoder, score_panel
 if TYPE_CHECKING:
     from ..faces import FaceEncoder
     from ..render.generate import PanelImage, RenderConfig, Renderer
+    from ..render.regions import Region
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +42,11 @@ class Attempt:
     score: PanelScore
 
     @property
-    def rank(self) -> float:
-        """What 'best' maximises; a panel with nobody to score can't be improved (+inf)."""
+    def rank(self) -> tuple[bool, float]:
+        """What 'best' maximises: no swapped people first, then the weakest likeness; a panel with
+        nobody to score can't be improved (+inf)."""
         weakest = self.score.weakest
-        return float("inf") if weakest is None else weakest
+        return not self.score.swaps, float("inf") if weakest is None else weakest
 
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, **self.score.to_dict()}
@@ -141,12 +145,18 @@ def render_with_retries(
 
 
 def face_scorer(
-    references: Mapping[str, np.ndarray], expected: Sequence[Sequence[str]], encoder: FaceEncoder | str = "dlib"
+    references: Mapping[str, np.ndarray],
+    expected: Sequence[Sequence[str]],
+    encoder: FaceEncoder | str = "dlib",
+    plans: Sequence[Mapping[str, Region] | None] | None = None,
 ) -> Scorer:
     """The real scorer: panel i is judged against the characters ``expected[i]`` names.
 
-    Every character must have a reference, or a retry could never see it.
+    Every character must have a reference, or a retry could never see it. With ``plans[i]`` (the
+    panel's region plan, name -> Region) a panel with swapped people fails and is re-drawn.
     """
+    if plans is not None and len(plans) != len(expected):
+        raise InputError(f"got {len(plans)} region plans for {len(expected)} panels; give one per panel (or None)")
     lacking = sorted({name for names in expected for name in names if name not in references})
     if lacking:
         raise InputError(
@@ -155,4 +165,5 @@ def face_scorer(
             "file as <same name>.png"
         )
     encoder = as_encoder(encoder)
-    return lambda i, panel: score_panel(panel.image, references, expected[i], encoder)
+    plans = list(plans) if plans is not None else [None] * len(expected)
+    return lambda i, panel: score_panel(panel.image, references, expected[i], encoder, plan=plans[i])

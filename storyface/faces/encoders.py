@@ -2,7 +2,8 @@
 
 StableIdentity feeds a face-recognition embedding to small MLPs that produce word embeddings.
 ``dlib`` (128-d, ships with face_recognition_models) works offline; ``vit`` loads a Hugging Face
-ViT face-recognition model (e.g. FR-ViT, 768-d) from a local folder or a downloaded hub id.
+ViT face-recognition model (e.g. FR-ViT, 768-d) from a local folder or a downloaded hub id;
+``arcface`` runs an ArcFace-style ``.onnx`` recogniser (e.g. AuraFace) with onnxruntime.
 """
 
 from __future__ import annotations
@@ -132,7 +133,14 @@ def _load_vit(model_id: str, device: str) -> tuple[object, object]:
     return load_pretrained("ViT face encoder", model_id, device, ViTModel, AutoImageProcessor, add_pooling_layer=False)
 
 
-FACE_ENCODERS: dict[str, Callable[..., FaceEncoder]] = {"dlib": DlibEncoder, "vit": ViTEncoder}
+def _arcface(**kwargs: object) -> FaceEncoder:
+    """ArcFace-style ONNX recogniser (:mod:`storyface.faces.arcface`), imported only when asked for."""
+    from .arcface import ArcFaceEncoder
+
+    return ArcFaceEncoder(**kwargs)
+
+
+FACE_ENCODERS: dict[str, Callable[..., FaceEncoder]] = {"dlib": DlibEncoder, "vit": ViTEncoder, "arcface": _arcface}
 
 
 def get_face_encoder(name: str = "dlib", **kwargs: object) -> FaceEncoder:

@@ -251,8 +251,12 @@ class JobQueue:
         with transaction(self.db_path) as con:
             for statement in SCHEMA:
                 con.execute(statement)
-            self._remove_orphan_uploads(con)
         self.recover_stale()
+
+    def remove_leftovers(self) -> None:
+        """Remove half-written uploads of a crashed submit; the worker calls this when it starts."""
+        with transaction(self.db_path) as con:
+            self._remove_orphan_uploads(con)
 
     def submit(
         self,
@@ -468,12 +472,18 @@ class JobQueue:
         return self._record(row)
 
     def _remove_orphan_uploads(self, con: sqlite3.Connection) -> None:
-        """Uploads whose job never committed (a crash inside submit); called under the write lock."""
+        """Half-written uploads (``.tmp-`` files: a crash inside submit); called under the write lock.
+
+        Only files the queue marked as temporary are removed. A finished photo without a job row (a
+        lost or older database) is the user's upload: it stays where it is, and the log says so.
+        """
         known = {Path(r["photo_path"]).name for r in con.execute("SELECT photo_path FROM jobs")}
         for entry in self.uploads_dir.iterdir():
-            if entry.is_file() and entry.name not in known:
-                log.warning("removing leftover upload %s", entry)
+            if entry.is_file() and entry.name.startswith(TMP_PREFIX):
+                log.warning("removing half-written upload %s", entry)
                 entry.unlink(missing_ok=True)
+            elif entry.is_file() and entry.name not in known:
+                log.warning("upload %s has no job (a lost or older database?); kept", entry)
 
 
 # -- the worker --------------------------------------------------------------------------------
@@ -520,6 +530,7 @@ class Worker:
         self.pid = pid if pid is not None else os.getpid()
         self.stop_event = stop_event or threading.Event()  # set: finish no new job, put the current one back
         self.cancel_poll_s = cancel_poll_s
+        queue.remove_leftovers()
 
     def run_once(self) -> bool:
         """Run the next queued job to its end; False if there was none."""

@@ -2,7 +2,8 @@
 
 Early (noisy) timesteps decide layout, so there the loss is on the predicted noise; late ones decide
 detail, so there it is on the predicted clean latent, where a face's features are directly visible.
-Face pixels weigh 1, hair ``hair_weight``, everything else 0: only the person is learned.
+Face pixels weigh 1, hair ``hair_weight``, everything else 0: only the person is learned. StoryFace's
+masks are soft (landmark geometry, blurred edges); the official ones are thresholded face-parsing masks.
 """
 
 from __future__ import annotations
@@ -40,10 +41,16 @@ def two_phase_loss(
     weights: torch.Tensor,
     alpha: float,
     num_train_timesteps: int,
+    scaling_factor: float,
 ) -> torch.Tensor:
-    """Per-sample masked loss [B]: noise target where t > alpha*T, clean-latent target otherwise."""
+    """Per-sample masked loss [B]: noise target where t > alpha*T, clean-latent target otherwise.
+
+    As in the official code (train.py): the clean-latent phase compares latents divided by the VAE's
+    ``scaling_factor`` (the VAE's own latent units), which weighs that phase 1/sf^2 (~30 for SD 2.x,
+    ~59 for SDXL) against the noise phase; and both are means over every element, masked ones included
+    (``F.mse_loss(w * pred, w * target)`` with face 1, hair 0.1), not normalised by the mask's area.
+    """
     noise_phase = (timesteps > alpha * num_train_timesteps).view(-1, 1, 1, 1)
-    err = torch.where(noise_phase, eps_pred - noise.float(), x0_pred - latents.float()) ** 2  # [B, C, H, W]
-    w = weights.float()
-    denom = (w.sum(dim=(1, 2, 3)) * err.shape[1]).clamp_min(1e-6)  # [B]
-    return (err * w).sum(dim=(1, 2, 3)) / denom
+    x0_err = (x0_pred - latents.float()) / scaling_factor
+    err = torch.where(noise_phase, eps_pred - noise.float(), x0_err) ** 2  # [B, C, H, W]
+    return (err * weights.float()).mean(dim=(1, 2, 3))

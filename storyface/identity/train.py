@@ -27,21 +27,12 @@ from .conditioning import add_time_ids, encode_prompts, token_ids, tokenize, une
 from .graphed import can_graph, capture_step
 from .loss import eps_and_x0, loss_weights, two_phase_loss
 from .prior import TOKENS, IdentityPrior, celeb_names, celeb_stats
+from .templates import TEMPLATES
 from .tokens import Identity, identity_token, load_identities
 
 log = logging.getLogger(__name__)
 
 FAMILY_DEFAULTS = {"sdxl": {"lr": 1e-5, "alpha": 0.5}, "sd2": {"lr": 5e-5, "alpha": 0.6}}
-TEMPLATES = (
-    "a photo of {}",
-    "a close-up photo of {}",
-    "a portrait of {}",
-    "a cropped photo of {}",
-    "a good photo of {}",
-    "a bright photo of {}",
-    "a photo of the face of {}",
-    "a headshot of {}",
-)
 
 Progress = Callable[[int, int, float], None]  # (step, total, loss)
 
@@ -63,7 +54,8 @@ class TrainConfig(BaseModel):
     seed: int = 0
     resolution: int | None = None
     bank_size: int = 48
-    mlp_hidden: int = 1024
+    mlp_hidden: int | None = None  # None: the official width (2 x the embedding width); smaller only for tests
+    max_grad_norm: float | None = 1.0  # per person, as the official clip_grad_norm_ (None: no clipping)
     templates: tuple[str, ...] = TEMPLATES
     probe_samples: int = 4
     graph: bool | None = None  # replay the step as one CUDA graph; None: whenever the device is CUDA
@@ -102,6 +94,7 @@ class _Batch:
     row_ids: dict[str, torch.Tensor]  # encoder key -> [S * 2] vocabulary ids of the identity tokens
     features: torch.Tensor  # [S, F]
     alphas_cumprod: torch.Tensor  # [T] on the device, so a step copies nothing from the host (graphable)
+    scaling_factor: float  # the VAE's: the clean-latent phase of the loss is measured in unscaled latents
     time_ids: torch.Tensor | None  # [S, 6] SDXL micro-conditioning, built once; None for SD 2.x
 
 
@@ -155,7 +148,8 @@ def _prepare(model: LoadedModel, subjects: list[Subject], cfg: TrainConfig) -> t
     }
     acp = model.pipe.scheduler.alphas_cumprod.to(model.device)  # [T]
     time_ids = add_time_ids(model, res, res, len(subjects)) if model.family == "sdxl" else None
-    return priors, _Batch(torch.stack(latents), torch.stack(weights), ids, row_ids, feats, acp, time_ids)
+    sf = float(model.pipe.vae.config.scaling_factor)
+    return priors, _Batch(torch.stack(latents), torch.stack(weights), ids, row_ids, feats, acp, sf, time_ids)
 
 
 def _rows(priors: list[IdentityPrior], features: torch.Tensor, batch: _Batch) -> dict[str, tuple]:
@@ -183,7 +177,10 @@ def _step_loss(
     embeds, pooled = encode_prompts(model, ids, _rows(priors, batch.features, batch))
     out = model.pipe.unet(noisy.to(model.dtype), t, **unet_kwargs(embeds, pooled, batch.time_ids)).sample
     eps, x0 = eps_and_x0(out, noisy, acp, sched.config.prediction_type)
-    return two_phase_loss(eps, x0, noise, latents, t, batch.weights[rows, view], cfg.alpha, sched.config.num_train_timesteps)
+    return two_phase_loss(
+        eps, x0, noise, latents, t, batch.weights[rows, view], cfg.alpha, sched.config.num_train_timesteps,
+        batch.scaling_factor,
+    )
 
 
 @torch.no_grad()
@@ -205,6 +202,9 @@ def eager_step(
         loss = _step_loss(model, priors, batch, cfg, gen).sum()  # sum: each subject's MLPs get their own gradient
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg.max_grad_norm is not None:  # per person, so one person's gradient never scales another's
+            for prior in priors:
+                torch.nn.utils.clip_grad_norm_(prior.parameters(), cfg.max_grad_norm, foreach=True)
         opt.step()
         return loss
 

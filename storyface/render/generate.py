@@ -75,7 +75,7 @@ class RenderConfig:
     """How to render; checked on construction so a bad option fails before any model work."""
 
     steps: int = 30
-    guidance: float = 5.0  # SDXL's default; classifier-free guidance runs when > 1
+    guidance: float = 8.5  # StableIdentity's (and the seed's) for prompts with identities; CFG runs when > 1
     width: int | None = None  # None -> the model's render_size
     height: int | None = None
     scheduler: str = "euler"
