@@ -48,6 +48,7 @@ class LoadedModel:
     train_resolution: int  # side of the square crop the identity is trained on
     render_size: int  # default panel side
     loaded_tokens: dict[str, tuple[str, int]] = field(default_factory=dict)  # token -> (digest, vectors)
+    loras: list = field(default_factory=list)  # render.adapters.LoadedLora fused into the weights now
 
     @property
     def device(self) -> torch.device:

@@ -38,6 +38,17 @@ SCHEDULERS: dict[str, str] = {
     "euler_a": "EulerAncestralDiscreteScheduler",
     "dpmpp_2m": "DPMSolverMultistepScheduler",
     "ddim": "DDIMScheduler",
+    "euler_trailing": "EulerDiscreteScheduler",  # SDXL-Lightning
+    "ddim_trailing": "DDIMScheduler",  # Hyper-SD n-step LoRAs
+    "lcm": "LCMScheduler",  # LCM-LoRA
+    "tcd": "TCDScheduler",  # TCD-LoRA, Hyper-SD 1-step
+}
+# name -> settings over the model's own scheduler config. Few-step distilled models were trained on the
+# last timestep of each interval ("trailing"); the default "leading" spacing never starts from pure noise.
+# DDIM's clip_sample/set_alpha_to_one defaults are for pixel-space models, wrong for SDXL latents.
+SCHEDULER_OVERRIDES: dict[str, dict[str, Any]] = {
+    "euler_trailing": {"timestep_spacing": "trailing"},
+    "ddim_trailing": {"timestep_spacing": "trailing", "clip_sample": False, "set_alpha_to_one": False},
 }
 
 Progress = Callable[[int, int], None]
@@ -72,12 +83,15 @@ class RenderConfig:
     scheduler: str = "euler"
     batch_size: int = 4
     seed: int = 0  # panel i gets seed + i unless seeds are given
+    eta: float = 0.0  # DDIM/TCD stochasticity (TCD's gamma); the schedulers without it ignore it
 
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise InputError(f"steps must be at least 1, got {self.steps}")
         if self.guidance < 0:
             raise InputError(f"guidance must be 0 or more, got {self.guidance}")
+        if not 0.0 <= self.eta <= 1.0:
+            raise InputError(f"eta must be from 0 to 1, got {self.eta}")
         if self.batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
         for side in ("width", "height"):
@@ -110,6 +124,7 @@ class PanelImage:
     model: str = ""
     tiny: bool = False
     blocked: bool = False  # the model's own safety checker flagged it; the image is black
+    eta: float = 0.0
 
     def config(self) -> RenderConfig:
         return RenderConfig(
@@ -120,6 +135,7 @@ class PanelImage:
             scheduler=self.scheduler,
             batch_size=1,
             seed=self.seed,
+            eta=self.eta,
         )
 
     def record(self) -> dict[str, Any]:
@@ -134,6 +150,7 @@ class PanelImage:
             "steps": self.steps,
             "guidance": self.guidance,
             "scheduler": self.scheduler,
+            "eta": self.eta,
             "identities": [dict(i) for i in self.identities],
             "model": self.model,
             "tiny": self.tiny,
@@ -258,7 +275,7 @@ class Renderer:
             import diffusers
 
             cls = getattr(diffusers, SCHEDULERS[name])
-            self._schedulers[name] = cls.from_config(self._scheduler_config)
+            self._schedulers[name] = cls.from_config(self._scheduler_config, **SCHEDULER_OVERRIDES.get(name, {}))
         return self._schedulers[name]
 
     @contextmanager
@@ -291,6 +308,7 @@ class Renderer:
             negative_prompt=negatives,
             num_inference_steps=config.steps,
             guidance_scale=config.guidance,
+            eta=config.eta,
             width=width,
             height=height,
             generator=self._generators(seeds),
@@ -337,6 +355,7 @@ class Renderer:
             steps=config.steps,
             guidance=config.guidance,
             scheduler=config.scheduler,
+            eta=config.eta,
             identities=self._identities_in(prompt),
             model=self.model.source,
             tiny=self.model.is_tiny,
