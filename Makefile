@@ -10,6 +10,7 @@ export GRADIO_ANALYTICS_ENABLED ?= False
 .PHONY: demo test ui bench-smoke clean
 
 $(BIN)/storyface: pyproject.toml
+	@sh .ci/system-deps
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
@@ -19,8 +20,9 @@ $(BIN)/storyface: pyproject.toml
 demo: $(BIN)/storyface
 	$(BIN)/storyface demo --out out/demo
 
+# Both cores (one pytest worker each, files kept whole so module fixtures load once), one BLAS thread each.
 test: $(BIN)/storyface
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist loadfile
 
 ui: $(BIN)/storyface
 	$(BIN)/storyface ui

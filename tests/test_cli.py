@@ -273,3 +273,23 @@ def test_ids_list_on_a_lost_database_deletes_nothing_and_recover_brings_everyone
     assert sorted(r["name"] for r in listed) == ["Hugh Jackman", "Taylor Swift"]
     assert all(r["consent_by"] for r in listed)
     assert {p: p.read_bytes() for p in files} == files
+
+
+def test_every_command_and_option_says_what_it_is_for():
+    """`--help` is the CLI's manual: no option or argument may show only its type (e.g. `--json <bool>`)."""
+    import click
+    import typer
+
+    def walk(command: click.Command, path: str):
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, f"{path} {name}")
+
+    missing = []
+    for path, command in walk(typer.main.get_command(app), "storyface"):
+        if not (command.help or "").strip():
+            missing.append(path)
+        for param in command.params:
+            if isinstance(param, (click.Option, click.Argument)) and not (getattr(param, "help", None) or "").strip():
+                missing.append(f"{path} {param.name}")
+    assert missing == []

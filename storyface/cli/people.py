@@ -16,7 +16,6 @@ from .common import (
     DataDirOpt,
     JsonOpt,
     ModelOpt,
-    console,
     friendly_errors,
     library,
     load,

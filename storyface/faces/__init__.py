@@ -9,7 +9,8 @@ from PIL import Image
 
 from .align import Headshot, crop_headshot
 from .detect import DetectedFace, detect_faces, detect_one_face
-from .encoders import FACE_ENCODERS, FaceEncoder, cosine_similarity, get_face_encoder
+from .encoders import FACE_ENCODERS, get_face_encoder
+from .vectors import FaceEncoder, cosine_similarity
 from .io import load_image, photo_sha256
 from .masks import landmark_masks, parsing_masks
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..errors import InputError
 from .align import Headshot
-from .vectors import FaceEncoder, cosine_similarity, l2_normalise
+from .vectors import FaceEncoder, l2_normalise
 from .detect import as_rgb_array, face_model_file
 
 log = logging.getLogger(__name__)

@@ -37,9 +37,10 @@ from ..errors import IdentityFileError, InputError
 from ..files import TMP_PREFIX, copy_atomic, write_atomic
 from ..identity.tokens import Identity, load_identity, save_identity
 from ..limits import MAX_IMPORT_BYTES, MAX_IMPORT_TOKENS
-from ..names import identity_token, name_key, normalize_name
+from ..names import name_key, normalize_name
 from ..safety.consent import Consent, require_consent
 from . import recovery
+from .records import IdentityRecord
 from .store import (
     DB_NAME,
     DELETING,
@@ -86,49 +87,6 @@ class DuplicateNameError(InputError):
 
 class UnknownIdentityError(InputError):
     """No identity by that name."""
-
-
-@dataclasses.dataclass(frozen=True)
-class IdentityRecord:
-    """One library entry: its row plus where its files are."""
-
-    id: str
-    name: str
-    family: str
-    base_model: str | None
-    face_encoder: str | None
-    photo_sha256: str | None
-    created_at: str
-    consent_by: str | None
-    consent_at: str | None
-    tiny: bool
-    dir: Path
-
-    @property
-    def token(self) -> str:
-        return identity_token(self.name)
-
-    @property
-    def embedding_path(self) -> Path:
-        return self.dir / EMBEDDING_FILE
-
-    @property
-    def headshot_path(self) -> Path | None:
-        path = self.dir / HEADSHOT_FILE
-        return path if path.is_file() else None
-
-    @property
-    def thumb_path(self) -> Path | None:
-        path = self.dir / THUMB_FILE
-        return path if path.is_file() else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, for the CLI's ``--json`` and the web app."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        paths = {"dir": self.dir, "embedding": self.embedding_path, "headshot": self.headshot_path, "thumb": self.thumb_path}
-        out.update({k: (str(v) if v is not None else None) for k, v in paths.items()})
-        out["token"] = self.token
-        return out
 
 
 def encode_images(headshot: Image.Image | None) -> dict[str, bytes]:

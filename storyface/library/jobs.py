@@ -32,6 +32,7 @@ from ..limits import MAX_PHOTO_BYTES
 from ..names import name_key, normalize_name
 from ..safety.consent import Consent, require_consent
 from .identities import DuplicateNameError, IdentityLibrary
+from .records import JobRecord
 from .store import UPLOADS_DIR, connect, now_iso, transaction
 
 if TYPE_CHECKING:
@@ -87,45 +88,6 @@ class JobCancelled(StoryFaceError):
 
 
 Progress = Callable[[int, int, float], None]  # (step, total, loss)
-
-
-@dataclasses.dataclass(frozen=True)
-class JobRecord:
-    """One training job as stored; ``step``/``total``/``loss`` are the latest progress report."""
-
-    id: str
-    kind: str
-    state: str
-    name: str
-    photo_path: Path
-    photo_sha256: str
-    model: str
-    params: dict[str, Any]
-    consent_by: str | None
-    consent_at: str | None
-    step: int
-    total: int | None
-    loss: float | None
-    error: str | None
-    attempts: int
-    worker_pid: int | None
-    cancel_requested: bool
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
-    identity_id: str | None
-
-    @property
-    def consent(self) -> Consent | None:
-        """The consent record the job was queued with (None only for jobs queued before one was required)."""
-        if not self.consent_by:
-            return None
-        return Consent(self.consent_by, self.consent_at) if self.consent_at else Consent(self.consent_by)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["photo_path"] = str(self.photo_path)
-        return out
 
 
 TrainFn = Callable[[JobRecord, Progress, Callable[[], bool]], "tuple[Identity, Image.Image | None]"]

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import InputError
+from ..files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +78,7 @@ class CompileCache:
         data, info = result
         if not data:
             return None
-        target = self.mega_cache_file
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        target = write_atomic(self.mega_cache_file, data)
         log.info("saved compile cache artifacts (%d bytes) to %s: %s", len(data), target, info)
         return target
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Literal
 from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import InputError
+from ..files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -230,15 +229,7 @@ def compose_page(
 
 
 def _atomic_save(image: Image.Image, path: Path, fmt: str, **params: object) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        image.save(tmp, fmt, **params)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(path, lambda tmp: image.save(tmp, fmt, **params))
 
 
 def save_page(page: Image.Image, out: Path, pdf: bool = False) -> list[Path]:

@@ -64,7 +64,7 @@ CONTINUOUS = (
 ARABIC = "\u0600-\u06ff\u0750-\u077f"
 # Arabic attaches "and", "by", "for", "like" and the article to the next word ("والعارية").
 ARABIC_CLITICS = "(?:[وف]?(?:[بلك]?ال|لل|[بلك]))?"
-_ARABIC_CLITIC = re.compile(f"(?:[وف](?:[بلك]?ال|لل|[بلك])?|[بلك]?ال|لل|[بلك])")
+_ARABIC_CLITIC = re.compile("(?:[وف](?:[بلك]?ال|لل|[بلك])?|[بلك]?ال|لل|[بلك])")
 _ARABIC_WORD = re.compile(f"[{ARABIC}]{{2}}")
 _CONTINUOUS = re.compile(f"[{CONTINUOUS}]")
 _SCRIPT_EDGE = re.compile(rf"(?<=[{CONTINUOUS}])(?=[^\s{CONTINUOUS}])|(?<=[^\s{CONTINUOUS}])(?=[{CONTINUOUS}])")

@@ -11,8 +11,6 @@ follow a cycle of comic-page patterns (a wide establishing panel, tall and squar
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
