@@ -12,18 +12,61 @@ import json
 import re
 from collections.abc import Sequence
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import StoryError
-from ..limits import MAX_PANELS, MAX_SCRIPT_BYTES, MAX_SENTENCE_CHARS, MAX_STORY_CHARS
+from ..limits import (
+    MAX_CAPTION_CHARS,
+    MAX_LINE_CHARS,
+    MAX_LINES_PER_PANEL,
+    MAX_NAME_CHARS,
+    MAX_PANELS,
+    MAX_PEOPLE_PER_PANEL,
+    MAX_SCRIPT_BYTES,
+    MAX_SENTENCE_CHARS,
+    MAX_STORY_CHARS,
+)
 from ..names import name_key, tidy, unique_names
 
 
-class Panel(BaseModel):
-    """One comic panel: its sentence and the cast members it names, in order of appearance."""
+Kind = Literal["speech", "thought", "whisper"]
 
-    sentence: str
-    characters: list[str] = Field(default_factory=list)
+
+class Line(BaseModel):
+    """One line of dialogue, lettered in a balloon that points at its speaker."""
+
+    model_config = ConfigDict(frozen=True)
+
+    speaker: str = Field(min_length=1, max_length=MAX_NAME_CHARS)  # a cast member's full name
+    text: str = Field(min_length=1, max_length=MAX_LINE_CHARS)
+    kind: Kind = "speech"
+
+    @field_validator("speaker", "text")
+    @classmethod
+    def _tidy(cls, value: str) -> str:
+        value = tidy(value)
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+
+class Panel(BaseModel):
+    """One comic panel.
+
+    ``sentence`` is the scene to draw: self-contained, every cast member named in full, no quoted words
+    (a diffusion model turns quotes into garbled text). ``characters``: the cast members it shows, in
+    order (empty for a scene panel). ``caption``: the narration box, in the author's words (None: no box).
+    ``dialogue``: what people say, lettered in balloons. ``regions``: where people stand, overriding the
+    default plan (name -> "left", "right", ... or [x0, y0, x1, y1] fractions of the panel).
+    """
+
+    sentence: str  # its length is checked where scripts enter (check_panel_count), with a message that says why
+    characters: list[str] = Field(default_factory=list, max_length=MAX_PEOPLE_PER_PANEL * 2)
+    caption: str | None = Field(None, max_length=MAX_CAPTION_CHARS)
+    dialogue: list[Line] = Field(default_factory=list, max_length=MAX_LINES_PER_PANEL)
+    regions: dict[str, str | list[float]] | None = None
 
     @field_validator("sentence")
     @classmethod
@@ -32,6 +75,12 @@ class Panel(BaseModel):
         if not value:
             raise ValueError("a panel needs a sentence")
         return value
+
+    @field_validator("caption")
+    @classmethod
+    def _caption(cls, value: str | None) -> str | None:
+        value = tidy(value) if value is not None else None
+        return value or None
 
 
 class PanelScript(BaseModel):
