@@ -67,7 +67,7 @@ class DemoResult:
 
 def run_demo(model: LoadedModel, out_dir: str | Path, steps: int = 100, report: Report | None = None) -> DemoResult:
     """Learn both people at once, parse the built-in story, render and lay out the page."""
-    from .api import RenderConfig, Renderer, learn_identities, make_comic, parse_story
+    from .api import BookSettings, RenderConfig, Renderer, learn_identities, make_comic, parse_story
 
     report = report or (lambda *a, **k: None)
     out = Path(out_dir)
@@ -92,12 +92,12 @@ def run_demo(model: LoadedModel, out_dir: str | Path, steps: int = 100, report: 
     steps_render = 8 if model.is_tiny else 30
     comic = make_comic(
         Renderer(model), script.panels, identities, out, styles=DEMO_STYLES,
-        config=RenderConfig(steps=steps_render), title="StoryFace demo", pdf=True,
+        config=RenderConfig(steps=steps_render), title="StoryFace demo", book=BookSettings(layout="dynamic", pdf=True),
         references={p.identity.name: p.headshot for p in learned},
         callback=lambda done, total: report("rendering panels", done, total),
     )
     timings["render"] = time.perf_counter() - t
     return DemoResult(
-        out, files, comic.folder.page_png, len(comic.panels), [p.sentence for p in script.panels], timings,
+        out, files, comic.folder.page_png(1), len(comic.panels), [p.sentence for p in script.panels], timings,
         model.notice if model.random_weights else "",
     )

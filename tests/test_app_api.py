@@ -115,7 +115,7 @@ def test_process_text_gives_one_row_per_sentence_with_full_names(script):
 
 
 def test_generate_makes_a_page_with_one_panel_per_sentence(comic, script):
-    from storyface.render.layout import grid_columns, plan_page
+    from storyface.render.pages import plan_pages
 
     page, tiles, downloads, record, status = comic
     n = len(table(script))
@@ -128,11 +128,10 @@ def test_generate_makes_a_page_with_one_panel_per_sentence(comic, script):
     assert record["tiny"] is True and "noise" in record["notice"]
     assert all("comic book style" in p["prompt"] and "blue sky" in p["prompt"] for p in record["panels"])
     assert [p["seed"] for p in record["panels"]] == [5, 6, 7]
-    with Image.open(page) as im:
-        cell = 128  # the tiny model's panel side
-        expected_width = plan_page([(cell, cell)] * n, [0] * n, grid_columns(n), 0, cell).size[0]
-        assert im.width == expected_width
-    assert sorted(Path(f).suffix for f in downloads) == [".pdf", ".png"]
+    with Image.open(page) as im:  # a US comic page at print resolution, the grid layout's default
+        plan = plan_pages([(128, 128)] * n, "grid", "us-comic", title=None)[0]
+        assert im.size == plan.size
+    assert sorted(Path(f).suffix for f in downloads) == [".cbz", ".pdf", ".png"]
     assert Path(downloads[0]).stat().st_size > 0 and f"{n} panels" in status
 
 

@@ -158,7 +158,7 @@ def test_comic_renders_one_captioned_panel_per_sentence_with_records(cli, tmp_pa
         assert "<hugh-jackman>" in panel["prompt"] and "watercolor" in panel["prompt"]
         assert (out / "panels" / f"panel-{i:02d}.png").is_file()
         assert json.loads((out / "panels" / f"panel-{i:02d}.json").read_text())["seed"] == 6 + i
-    assert (out / "page.pdf").read_bytes().startswith(b"%PDF")
+    assert (out / "comic.pdf").read_bytes().startswith(b"%PDF") and (out / "pages" / "page-01.png").is_file()
     first = np.asarray(Image.open(out / "panels" / "panel-01.png"))
 
     again = cli(*[a if a != out else tmp_path / "again" for a in args])  # same seed -> same panel
@@ -189,7 +189,7 @@ def test_demo_runs_the_whole_chain_offline(cli, tmp_path):
     sentences = [p["sentence"] for p in manifest["panels"]]
     assert len(sentences) >= 3 and all("Grace Hopper" in s or "Eileen Collins" in s for s in sentences)
     assert not any(w in s.split() for s in sentences for w in ("She", "she", "They", "they"))
-    assert (tmp_path / "demo" / "page.png").is_file() and (tmp_path / "demo" / "page.pdf").is_file()
+    assert (tmp_path / "demo" / "pages" / "page-01.png").is_file() and (tmp_path / "demo" / "comic.pdf").is_file()
     assert len(list((tmp_path / "demo" / "identities").glob("*.safetensors"))) == 2
     assert sorted(manifest["references"]) == ["Eileen Collins", "Grace Hopper"]  # `storyface eval` can score it
 

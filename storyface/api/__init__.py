@@ -22,6 +22,7 @@ from ..models import LoadedModel, load_model
 from ..render.generate import RenderConfig, Renderer
 from ..safety import ContentPolicy
 from ..safety.consent import Consent
+from .book import BookSettings, reletter
 from .comics import Comic, comic_likeness, make_comic, plan_prompts, redraw_panel, write_comic
 from .people import (
     CastMember,
@@ -43,6 +44,7 @@ from .people import (
 )
 
 __all__ = [
+    "BookSettings",
     "CastMember",
     "Comic",
     "ComicFolder",
@@ -74,6 +76,7 @@ __all__ = [
     "queue_person",
     "read_script",
     "redraw_panel",
+    "reletter",
     "script_from_sentences",
     "train_person",
     "write_comic",
