@@ -135,3 +135,16 @@ def test_a_line_that_cannot_fit_names_its_panel(renderer, tmp_path):
     with pytest.raises(Exception, match="panel 1"):
         make_comic(renderer, long, [identity(GRACE, 1)], tmp_path / "c", config=RenderConfig(steps=1),
                    book=BookSettings.of(preset="phone", layout="webtoon"))  # fmt: skip
+
+
+def test_a_panels_region_override_moves_people_and_is_recorded(renderer, tmp_path):
+    swapped = [Panel(sentence="Eileen Collins shows Grace Hopper a flight plan.", characters=[EILEEN, GRACE],
+                     regions={GRACE: "left", EILEEN: "right"})]  # fmt: skip
+    made = make_comic(renderer, swapped, [identity(GRACE, 1), identity(EILEEN, 2)], tmp_path / "c",
+                      config=RenderConfig(steps=1))  # fmt: skip
+    panel = made.folder.read().panels[0]
+    assert panel.region_overrides == {GRACE: "left", EILEEN: "right"}
+    assert panel.regions[GRACE][0] < panel.regions[EILEEN][0]
+    with pytest.raises(Exception, match="not in the panel|Nobody"):
+        make_comic(renderer, [swapped[0].model_copy(update={"regions": {"Nobody Here": "left"}})],
+                   [identity(GRACE, 1), identity(EILEEN, 2)], tmp_path / "d", config=RenderConfig(steps=1))  # fmt: skip

@@ -281,6 +281,8 @@ def redraw_panel(
 def comic_likeness(
     comic: Comic, references: Mapping[str, ReferenceSource], encoder: FaceEncoder | str = "dlib"
 ) -> list[PanelScore]:
-    """Each panel's likeness to the references of the people it shows (a panel's score: see eval)."""
+    """Each panel's likeness to the references of the people it shows, and swapped people (see eval)."""
     vectors = references_from(references, encoder)
-    return score_panels([p.image for p in comic.panels], vectors, [p.characters for p in comic.prompts], encoder)
+    plans = [plan_from_dict(p.regions) or None for p in comic.folder.read().panels]
+    return score_panels([p.image for p in comic.panels], vectors, [p.characters for p in comic.prompts], encoder,
+                        plans=plans)  # fmt: skip

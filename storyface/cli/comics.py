@@ -76,11 +76,14 @@ def comic(
     consent_by: ConsentOpt = None,
     data_dir: DataDirOpt = None,
     min_likeness: Annotated[Optional[float], typer.Option("--min-likeness", min=-1.0, max=1.0, help="Re-render a panel whose weakest face is less similar than this to its reference (dlib: same person ~0.95-1, different ~0.85-0.9).")] = None,
-    retries: Annotated[int, typer.Option("--retries", min=0, help="New seeds to try per weak panel (with --min-likeness).")] = 2,
+    retries: Annotated[int, typer.Option("--retries", min=0, max=5, help="New seeds to try per weak panel (with --min-likeness).")] = 2,
+    eval_encoder: Annotated[str, typer.Option("--eval-encoder", help="Face encoder that scores likeness: dlib, vit or arcface.")] = "dlib",
+    eval_encoder_model: Annotated[Optional[str], typer.Option("--eval-encoder-model", help="Model folder or id (vit), or .onnx file (arcface).")] = None,
 ) -> None:
     """Render one panel per sentence with your identities; letter the dialogue and lay out the pages."""
-    from ..api import BookSettings, RenderConfig, identities_for, make_comic, read_script
+    from ..api import BookSettings, RenderConfig, get_face_encoder, identities_for, make_comic, read_script
 
+    scorer = get_face_encoder(eval_encoder, **({"model": eval_encoder_model} if eval_encoder_model else {}))
     book = BookSettings.of(layout=layout, preset=page, rtl=rtl, lettering=lettering, pdf=pdf)
     cast = identities_for(identity, library(data_dir, readonly=True) if _needs_library(identity) else None, consent_by)
     script = read_script(read_text(story_file), str(story_file), [m.identity.name for m in cast], backend)
@@ -92,7 +95,8 @@ def comic(
         result = make_comic(
             draw, script.panels, [m.identity for m in cast], out_dir, styles=style, free_style=free_style,
             config=config, seed=seed, title=title, book=book, references=references, min_likeness=min_likeness,
-            retries=retries, callback=lambda done, total: bar.update(task, completed=done, total=total),
+            retries=retries, face_encoder=scorer,
+            callback=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
     say(f"wrote {len(result.pages)} page(s) of {len(result.panels)} panels to {result.folder.pages_dir}")
     if min_likeness is not None:
