@@ -273,7 +273,9 @@ def build_table(runs: list[dict], mix: Mix, env: dict) -> str:
         f"grace_hopper.jpg{'; preprocessing prepared beforehand' if env.get('prepared') else ''}), then "
         f"{mix.pages} pages of {mix.panels} panels at {mix.side}², {mix.render_steps} steps, CFG {mix.guidance:g}; "
         f"model {mix.model} (random weights). Rates run from the first job submitted to the last finished, "
-        "workers already started with the model loaded."
+        "workers already started with the model loaded. Per identity, summed over workers: queue time (SQLite "
+        "reads and writes, a progress write every step) is inside train time; store is the identity's files and "
+        "row; page write is layout, PNG encoding and the comic folder."
     )]  # fmt: skip
     return "\n".join(lines)
 
