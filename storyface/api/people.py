@@ -15,7 +15,7 @@ from ..identity.subject import LearnSettings, PhotoSource, subject_from_photo
 from ..identity.tokens import Identity
 from ..identity.train import Progress, Subject, train_identities
 from ..library import DuplicateNameError, IdentityLibrary, IdentityRecord, JobQueue, JobRecord
-from ..library.identities import read_identity_file
+from ..library.checks import read_identity_file
 from ..models import LoadedModel
 from ..names import normalize_name
 from ..safety.consent import Consent, require_consent
