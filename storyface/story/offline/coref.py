@@ -145,7 +145,7 @@ def _spell(m: Mention, role: str, names: list[str]) -> str:
     return joined + m.suffix
 
 
-def _subject(resolved: list[Resolved]) -> tuple[int, ...] | None:
+def subject_of(resolved: list[Resolved]) -> tuple[int, ...] | None:
     """The clause's subject: its first person, when named plainly or as a subject pronoun."""
     if not resolved:
         return None
@@ -182,6 +182,6 @@ def resolve_clause(
         pos = m.end
         state.saw(people)
         clause_people += people
-    state.end_clause(clause_people, _subject(resolved))
+    state.end_clause(clause_people, subject_of(resolved))
     text = "".join(out) + clause[pos:]
     return text[:1].upper() + text[1:], resolved
