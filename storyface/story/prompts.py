@@ -11,6 +11,7 @@ none, is an error: drawing a stranger in their place would be a silent lie.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
