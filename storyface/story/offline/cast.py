@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 
 from ...errors import StoryError
 from ...names import POSSESSIVE, tidy
-from ..matching import AFTER, BEFORE, NAME_DOTS, name_parts, names_regex, squash
+from ..matching import AFTER, BEFORE, NAME_DOTS, SEPARATOR, name_parts, names_regex, squash
 from ..schema import clean_cast
 from .words import COMMON_WORDS, PEOPLE_NOUNS, PRONOUNS, TITLES, first_name_genders, fold, is_verbish, next_word, previous_word
 
 MAX_NAME_GAP = 3  # characters between two parts of one written name ("Grace  Hopper", "格蕾丝 · 霍珀")
+# Scripts that glue prepositions and conjunctions to the next word (Arabic "بليلى" = "with Layla", Hebrew)
+CLITIC_SCRIPTS = re.compile("[\u0590-\u06ff\u0750-\u077f\ufb1d-\ufdff\ufe70-\ufeff]")
 PRONOUN_RE = re.compile(
     r"(?<![\w'’-])(?:"
     rf"(?P<group>(?:both|the\s+two|the\s+pair|the\s+three)\s+of\s+them"
@@ -81,12 +83,27 @@ class Cast:
                 continue
             title = (m.group("title") or "").lower()
             mention = Mention(m.start(), m.end(), "name", self.forms[key], suffix=m.group("poss") or "", title=title)
+            if key not in self.full_forms and len(mention.people) == 1:
+                mention = self._with_prefixed_part(text, mention)
             if merged and self._same_name(text, merged[-1], mention):
                 # "Grace Hopper" for the cast's "Grace Brewster Hopper": two parts, one person, said once
                 first = merged.pop()
                 mention = Mention(first.start, mention.end, "name", first.people, suffix=mention.suffix, title=first.title)
             merged.append(mention)
         yield from merged
+
+    def _with_prefixed_part(self, text: str, mention: Mention) -> Mention:
+        """"بليلى حسن": the first name carries a prefix ("ب", with) glued on, so only the last name
+        matched alone; the mention grows back over the first name, so it is spelled once, not twice."""
+        before = re.search(rf"(\w+){SEPARATOR}$", text[: mention.start])
+        if not before:
+            return mention
+        word = before.group(1).casefold()
+        for part in name_parts(self.names[mention.people[0]].casefold()):
+            if len(word) > len(part) > 1 and word.endswith(part) and CLITIC_SCRIPTS.search(part):
+                start = before.end(1) - len(part)
+                return Mention(start, mention.end, "name", mention.people, suffix=mention.suffix)
+        return mention
 
     @staticmethod
     def _same_name(text: str, first: Mention, second: Mention) -> bool:

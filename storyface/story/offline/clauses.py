@@ -12,7 +12,7 @@ import re
 
 from .cast import Cast
 from .quotes import find_quotes, inside_quotes
-from .words import PRONOUNS, WORD
+from .words import PRONOUNS, WORD, as_sentence, trim_end
 
 CLAUSE_CUT = re.compile(
     r"(?P<semi>\s*;\s+)"
@@ -24,10 +24,7 @@ CLAUSE_CUT = re.compile(
 
 def finish(piece: str) -> str:
     """A clause as a sentence: no dangling comma, a capital first letter, a final full stop."""
-    piece = piece.strip().rstrip(",;:").rstrip()
-    if not re.search(r"[.!?…。！？؟۔।॥።։][\"'”’»«」』)\]]*$", piece):
-        piece += "."
-    return piece[:1].upper() + piece[1:]
+    return as_sentence(trim_end(piece.strip(), ",;:"))
 
 
 def _has_action(fragment: str, cast: Cast) -> bool:

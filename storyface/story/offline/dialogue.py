@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 
 from ...names import tidy
 from .cast import Cast, Mention
+from .cjk import tag_after_cjk, tag_before_cjk
 from .quotes import PAIRS, Quote, find_quotes
-from .words import EMPTY_CAPTION_WORDS, PRONOUNS, TITLES, QUIET_ADVERBS, SCENE_VERBS, SPEECH_KINDS, WORD, is_adverb
+from .words import (
+    EMPTY_CAPTION_WORDS, PRONOUNS, QUIET_ADVERBS, SCENE_VERBS, SPEECH_KINDS, TITLES, WORD, as_sentence, is_adverb, trim_end,
+)  # fmt: skip
 
 MAX_TAG_WORDS = 5  # "the old night guard quietly said": a speaker and an adverb before the verb
 OBJECT_VERBS = frozenset("told tells asked asks answered answers warned warns promised promises begged begs".split())
@@ -45,8 +48,12 @@ class Tag:
     by_subject: bool = False  # "Grace turned and said": the clause's subject speaks
     inverted: bool = False  # "said Grace"
     quiet: bool = False  # "said softly", "under her breath"
+    fixed_kind: str | None = None  # the balloon a Chinese/Japanese verb gives
+    particle: int | None = None  # where a Japanese と after the quotation stands (cut with it)
 
     def kind(self, clause: str) -> str:
+        if self.fixed_kind:
+            return self.fixed_kind
         kind = SPEECH_KINDS[clause[self.verb[0] : self.verb[1]].lower()]
         return "whisper" if kind == "speech" and self.quiet else kind
 
@@ -215,12 +222,30 @@ def find_speech(clause: str, cast: Cast) -> Speech:
         if last and last.tag and before and before.verb == last.tag.verb:
             last.quotes.append(q)  # "Look," she said, "a moth."
             continue
-        tag = tag_after(clause, q, mentions) or before
+        tag = tag_after(clause, q, mentions) or _cjk_after(clause, q, mentions) or before
+        tag = tag or _cjk_before(clause, q, mentions)
         if tag:
             speech.utterances.append(Utterance([q], tag))
         else:
             speech.other_quotes.append(q)
     return speech
+
+
+def _cjk_after(clause: str, q: Quote, mentions: list[Mention]) -> Tag | None:
+    found = tag_after_cjk(clause, q, mentions)
+    if not found:
+        return None
+    v0, v1, end, speaker, kind, particle = found
+    start = particle if particle is not None else speaker.start if speaker else q.end
+    return Tag((v0, v1), start, end, speaker, fixed_kind=kind, particle=particle)
+
+
+def _cjk_before(clause: str, q: Quote, mentions: list[Mention]) -> Tag | None:
+    found = tag_before_cjk(clause, q, mentions)
+    if not found:
+        return None
+    v0, v1, end, speaker, kind = found
+    return Tag((v0, v1), speaker.start, end, speaker, fixed_kind=kind)
 
 
 def tidy_text(text: str) -> str | None:
@@ -230,12 +255,10 @@ def tidy_text(text: str) -> str | None:
     t = re.sub(r"\s+([,.;:!?…])", r"\1", t)
     t = re.sub(r"[,;:—–]\s*(?=[,.;:!?…])", "", t)
     t = re.sub(r"([.!?…])[.,;:]+", r"\1", t)
-    t = t.strip(" ,;:—–-")
+    t = trim_end(t.lstrip(" ,;:—–-：，；、"), " ,;:—–-：，；、")
     if not re.search(r"\w", t):
         return None
-    if not re.search(r"[.!?…。！？؟۔।][\"'”’»«」』)\]]*$", t):
-        t += "."
-    return t[:1].upper() + t[1:]
+    return as_sentence(t)
 
 
 def scene_of(speech: Speech) -> tuple[str, list[int | None]]:
@@ -251,6 +274,8 @@ def scene_of(speech: Speech) -> tuple[str, list[int | None]]:
         tag = u.tag
         if tag is None:
             continue
+        if tag.particle is not None:
+            edits.append((tag.particle, tag.particle + 1, "", None))
         verb = clause[tag.verb[0] : tag.verb[1]]
         said = SCENE_VERBS.get(verb.lower(), verb.lower())
         if tag.inverted and tag.speaker:  # "said Grace" -> "Grace spoke"

@@ -2,7 +2,7 @@
 
 A sentence ends at ``.``, ``!``, ``?`` or an ellipsis followed by a space and a capital, digit or
 opening quote, or at a blank line; at a full stop of another script followed by a space (Arabic ``؟``
-and ``۔``, Devanagari ``।``, Armenian ``։``, Ethiopic ``።``); and at a CJK full stop (``。！？``, which
+and ``۔``, Devanagari ``।``, Armenian ``։``, Ethiopic ``።``, the Greek question mark ``;``); and at a CJK full stop (``。！？``, which
 needs no space after it: Chinese and Japanese have none). No cut after an abbreviation (``Mr.``,
 ``e.g.``) or an initial (``J. K.``), inside a quotation, or before a speech tag that follows its quote
 (``"Go!" Hugh said.``, ``“走！”她说。``, ``「行こう」と言った。``).
@@ -19,9 +19,14 @@ from .words import ABBREVIATIONS, SPEECH_KINDS, WORD
 
 NO_SPACE_STOPS = "。！？｡။។"  # stops of scripts written without spaces: the next sentence follows at once
 SPACED_STOPS = ".!?‼⁇⁈⁉…؟۔।॥።։"
-TERMINATOR = re.compile(rf"(?:[{re.escape(SPACED_STOPS)}{NO_SPACE_STOPS}])+[{re.escape(CLOSING)})\]）】〕]*")
+GREEK = "\u0370-\u03ff\u1f00-\u1fff"
+GREEK_QUESTION = rf"(?<=[{GREEK}])[;\u037e]"  # Greek writes "?" as ";" ("Πού είσαι; Ο Νίκος ...")
+# closing marks a stop takes along; “ and « close only German/Danish quotes, so only before a space
+AFTER_STOP = r"(?:[\"'”’»」』﹂﹄›)\]）】〕]|[“«](?=\s|$))*"
+TERMINATOR = re.compile(rf"(?:(?:[{re.escape(SPACED_STOPS)}{NO_SPACE_STOPS}])+|{GREEK_QUESTION}){AFTER_STOP}")
 # Chinese and Japanese verbs of saying that may follow a closed quote: 她说, 他问道, と言った
-CJK_SPEECH_TAG = re.compile(r"^[^。！？，、：；.!?,]{0,12}?(?:说|說|道|问|問|喊|叫|答|想|と|って)")
+# (not when the verb opens the next quotation: “…。”艾琳说：“…” is two sentences)
+CJK_SPEECH_TAG = re.compile(r"^[^。！？，、：；.!?,]{0,12}?(?:说|說|道|问|問|喊|叫|答|想|と|って)(?!道?\s*[：:，,]\s*[“「『\"])")
 MAX_TAG_LOOKAHEAD = 60  # characters after a quote searched for "said"/"asked": a tag is a few words
 
 

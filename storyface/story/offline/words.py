@@ -10,6 +10,8 @@ import unicodedata
 from functools import lru_cache
 from importlib import resources
 
+from ..matching import is_unbroken
+
 ABBREVIATIONS = frozenset(
     "mr mrs ms mx dr prof st jr sr vs etc e.g i.e mt capt col gen lt sgt rev hon no approx dept est fig".split()
 )
@@ -87,6 +89,10 @@ THEY_CONTRACTIONS = {"'re": " are", "'ve": " have", "'ll": " will", "'d": " woul
 EMPTY_CAPTION_WORDS = frozenset("and then but so as while or yet now again also too".split())
 
 WORD = re.compile(r"[^\W\d_][\w'’-]*")  # a word starting with a letter, any alphabet
+_GREEK_QUESTION_END = re.compile("[\u0370-\u03ff\u1f00-\u1fff][;\u037e]$")  # Greek writes "?" as ";"
+_SENTENCE_END = re.compile(
+    r"(?:[.!?…。！？؟۔।॥።։]|[\u0370-\u03ff\u1f00-\u1fff][;\u037e])[\"'”’»«」』)\]）]*$"
+)
 SPACED_WORD = re.compile(r"\s+([^\W\d_][\w'’-]*)")
 
 
@@ -122,6 +128,19 @@ def next_word(text: str, pos: int) -> str | None:
 def previous_word(text: str, pos: int) -> str | None:
     m = re.search(r"([^\W\d_][\w'’-]*)\s+$", text[:pos])
     return m.group(1) if m else None
+
+
+def trim_end(text: str, marks: str) -> str:
+    """``text`` without trailing ``marks``, except a Greek question mark (a ";" that ends a question)."""
+    text = text.rstrip()
+    return text if _GREEK_QUESTION_END.search(text) else text.rstrip(marks).rstrip()
+
+
+def as_sentence(text: str) -> str:
+    """``text`` with a capital first letter and a final stop (unless it has one, in any script)."""
+    if not _SENTENCE_END.search(text):
+        text += "。" if is_unbroken(text[-1:]) else "."
+    return text[:1].upper() + text[1:]
 
 
 def snippet(text: str) -> str:
