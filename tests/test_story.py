@@ -132,6 +132,12 @@ def test_a_subject_pronoun_keeps_the_previous_subject() -> None:
     )
 
 
+def test_a_subject_pronoun_never_means_someone_named_after_it_in_its_clause() -> None:
+    cast = ["Grace Hopper", "Eileen Collins"]
+    story = "Grace Hopper fixed the computer when Eileen Collins walked in. She asked Grace to check the code."
+    assert sentences(story, cast)[1] == "Eileen Collins asked Grace Hopper to check the code."
+
+
 def test_recency_decides_without_a_plain_subject_and_objects_skip_the_subject() -> None:
     cast = ["Hugh Jackman", "Chris Evans"]
     # the last sentence opened with a possessive, so it has no subject to keep: the last man named

@@ -5,7 +5,7 @@
   opens its clause ("She showed her a moth.") prefers the previous clause's subject when that one
   person's gender fits: readers keep the subject ("Grace Hopper met Eileen Collins. She ..." is Grace).
 * ``him``/``her``/``them`` never mean the subject of their own clause part ("Hugh met Chris and
-  thanked him" -> Chris). ``her`` is possessive when a noun-like word follows.
+  thanked him" -> Chris), and he/she never mean someone named after them in it ("She asked Grace"). ``her`` is possessive when a noun-like word follows.
 * they/them/their/theirs, "both (of them)", "the two (of them)", "the pair" mean the active group:
   everyone in the last clause naming two or more people, plus anyone named since; with fewer than two
   people active, "they" is left alone (it may be apples).
@@ -111,14 +111,23 @@ def role_of(m: Mention, clause: str, cast: Cast) -> str:
     return role
 
 
+def _named_later(clause: str, m: Mention, mentions: list[Mention]) -> set[int]:
+    """People named by name after ``m`` in its comma-delimited part: "She asked Grace" is not Grace."""
+    stops = [i for i in (clause.find(c, m.end) for c in ",;:") if i >= 0]
+    end = min(stops, default=len(clause))
+    return {n.people[0] for n in mentions if n.kind == "name" and len(n.people) == 1 and m.end <= n.start < end}
+
+
 def _referent(m: Mention, role: str, clause: str, cast: Cast, state: State, clause_people: list[int],
-              resolved: list[Resolved], hint: int | None) -> tuple[int, ...] | None:  # fmt: skip
+              resolved: list[Resolved], hint: int | None, mentions: list[Mention]) -> tuple[int, ...] | None:  # fmt: skip
     if m.kind == "name":
         if len(m.people) == 1:
             return m.people
         latest = [i for i in reversed(state.recent) if i in m.people]
         return (latest[0],) if latest else None
     exclude = _segment_subject(clause, m.start, resolved) if role == "obj" else set()
+    if role == "subj":
+        exclude = _named_later(clause, m, mentions)
     if m.kind in ("group", "bare") or PRONOUNS[m.word][0] == "group":
         group = [i for i in state.group(clause_people) if i not in exclude]
         return tuple(group) if len(group) >= 2 else None
@@ -165,10 +174,11 @@ def resolve_clause(
     out, pos = [], 0
     clause_people: list[int] = []
     resolved: list[Resolved] = []
-    for m in cast.mentions(clause):
+    mentions = cast.mentions(clause)
+    for m in mentions:
         role = role_of(m, clause, cast)
         hint = (hints or {}).get(m.start)
-        people = _referent(m, role, clause, cast, state, clause_people, [r for r in resolved if r.people], hint)
+        people = _referent(m, role, clause, cast, state, clause_people, [r for r in resolved if r.people], hint, mentions)
         resolved.append(Resolved(m, role, people))
         if people is None:
             if m.kind == "name":
