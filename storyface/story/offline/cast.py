@@ -21,6 +21,8 @@ from .words import COMMON_WORDS, PEOPLE_NOUNS, PRONOUNS, TITLES, first_name_gend
 MAX_NAME_GAP = 3  # characters between two parts of one written name ("Grace  Hopper", "格蕾丝 · 霍珀")
 # Scripts that glue prepositions and conjunctions to the next word (Arabic "بليلى" = "with Layla", Hebrew)
 CLITIC_SCRIPTS = re.compile("[\u0590-\u06ff\u0750-\u077f\ufb1d-\ufdff\ufe70-\ufeff]")
+PREFIX_WINDOW = 60  # characters before a last name searched for its first name with a prefix
+_WORD_BEFORE = re.compile(rf"(\w+){SEPARATOR}$")
 PRONOUN_RE = re.compile(
     r"(?<![\w'’-])(?:"
     rf"(?P<group>(?:both|the\s+two|the\s+pair|the\s+three)\s+of\s+them"
@@ -95,13 +97,14 @@ class Cast:
     def _with_prefixed_part(self, text: str, mention: Mention) -> Mention:
         """"بليلى حسن": the first name carries a prefix ("ب", with) glued on, so only the last name
         matched alone; the mention grows back over the first name, so it is spelled once, not twice."""
-        before = re.search(rf"(\w+){SEPARATOR}$", text[: mention.start])
+        window = max(0, mention.start - PREFIX_WINDOW)
+        before = _WORD_BEFORE.search(text[window : mention.start])
         if not before:
             return mention
         word = before.group(1).casefold()
         for part in name_parts(self.names[mention.people[0]].casefold()):
             if len(word) > len(part) > 1 and word.endswith(part) and CLITIC_SCRIPTS.search(part):
-                start = before.end(1) - len(part)
+                start = window + before.end(1) - len(part)
                 return Mention(start, mention.end, "name", mention.people, suffix=mention.suffix)
         return mention
 

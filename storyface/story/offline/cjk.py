@@ -21,6 +21,7 @@ CJK_VERBS = {
     **dict.fromkeys("心想 想道 想 思った 考えた".split(), "thought"),
 }
 _VERB = "|".join(sorted(CJK_VERBS, key=len, reverse=True))
+WINDOW = 24  # characters before a quotation searched for "格蕾丝说：": a verb and a colon
 _PARTICLE = r"(?:は|が|も)?"  # Japanese topic and subject particles between the name and the verb
 _AFTER_LEAD = re.compile(r"\s*(と|って)?\s*")  # 「…」と言った: と marks the quotation
 _VERB_AFTER_NAME = re.compile(rf"{_PARTICLE}\s*({_VERB})(?!\s*[：:，,]\s*[“「『\"])")  # not the next quote's tag
@@ -57,10 +58,11 @@ def tag_after_cjk(
 
 def tag_before_cjk(clause: str, q: Quote, mentions: list[Mention]) -> tuple[int, int, int, Mention, str] | None:
     """``格蕾丝说：“…”`` / ``グレースは言った：「…」`` -> (verb start, verb end, tag end, speaker, kind)."""
-    verb = _VERB_BEFORE_QUOTE.search(clause[: q.start])
+    window = max(0, q.start - WINDOW)
+    verb = _VERB_BEFORE_QUOTE.search(clause, window, q.start)
     if verb is None:
         return None
-    head = re.search(rf"{_PARTICLE}\s*$", clause[: verb.start(1)]).start()
+    head = re.search(rf"{_PARTICLE}\s*$", clause[window : verb.start(1)]).start() + window
     speaker = next((m for m in mentions if m.end == head and m.kind == "name" and not m.suffix), None)
     if speaker is None:
         return None

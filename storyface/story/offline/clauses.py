@@ -14,6 +14,7 @@ from .cast import Cast
 from .quotes import find_quotes, inside_quotes
 from .words import PRONOUNS, WORD, as_sentence, trim_end
 
+SUBJECT_WINDOW = 120  # characters after a cut searched for its subject: a name or pronoun comes first
 CLAUSE_CUT = re.compile(
     r"(?P<semi>\s*;\s+)"
     r"|(?P<then>,?\s+and\s+then\s+|,\s*then\s+)"
@@ -39,7 +40,7 @@ def _has_action(fragment: str, cast: Cast) -> bool:
 
 def _subject_at(text: str, pos: int, cast: Cast) -> bool:
     """Does a person (a name or he/she/they/both/the two) start at ``pos``?"""
-    found = cast.mentions(text[pos:])
+    found = cast.mentions(text[pos : pos + SUBJECT_WINDOW])
     if not found or found[0].start != 0:
         return False
     first = found[0]

@@ -28,6 +28,7 @@ from .words import (
     EMPTY_CAPTION_WORDS, PRONOUNS, QUIET_ADVERBS, SCENE_VERBS, SPEECH_KINDS, TITLES, WORD, as_sentence, is_adverb, trim_end,
 )  # fmt: skip
 
+TAG_WINDOW = 100  # characters before a quotation searched for its tag ("Grace turned to Eileen and said,")
 MAX_TAG_WORDS = 5  # "the old night guard quietly said": a speaker and an adverb before the verb
 OBJECT_VERBS = frozenset("told tells asked asks answered answers warned warns promised promises begged begs".split())
 TAG_STOP = re.compile(r"[,.;:!?…—–()\[\]\n" + re.escape("".join(PAIRS) + "".join(PAIRS.values())) + "]")
@@ -173,13 +174,13 @@ def tag_after(clause: str, q: Quote, mentions: list[Mention]) -> Tag | None:
 
 def tag_before(clause: str, q: Quote, mentions: list[Mention], quotes: list[Quote]) -> Tag | None:
     """``Grace said, "..."`` / ``Grace told Eileen: "..."`` / ``Grace turned and whispered, "..."``."""
-    prefix = clause[: q.start]
-    sep = re.search(r"([,:]?)\s*$", prefix)
+    sep = re.search(r"([,:]?)\s*$", clause[max(0, q.start - TAG_WINDOW) : q.start])
     ends_clause = not re.search(r"\w", clause[q.end :])
     if not sep.group(1) and not ends_clause:
         return None  # Grace thought "Moby Dick" was long: a title, not a thought
-    end = sep.start()
+    end = max(0, q.start - TAG_WINDOW) + sep.start()
     floor = max((o.end for o in quotes if o.end <= q.start), default=0)
+    floor = max(floor, q.start - TAG_WINDOW)
     candidates = [w for w in _words(clause, floor, end) if w.group().lower() in SPEECH_KINDS]
     for verb in reversed(candidates[-MAX_TAG_WORDS:]):
         reach, quiet = _extension(clause, verb.end(), verb.group().lower(), mentions)

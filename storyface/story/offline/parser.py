@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ...errors import StoryError
+from ...limits import MAX_PANELS
 from ..schema import Line, Panel, PanelScript, cap_panels, check_story, clean_cast, missing_cast_warning
 from .cast import Cast, learn_genders
 from .clauses import split_clauses
@@ -213,8 +214,13 @@ def parse_story_offline(story: str, cast: list[str], *, genders: Mapping[str, st
     people = Cast.build(names)
     learn_genders(people, text, genders)
     reader = _Reader(people)
+    unread = 0  # clauses after the panels a comic can hold: counted for the warning, not resolved
     for unit in sentence_units(text):
-        for clause in split_clauses(unit.text, people):
+        clauses = split_clauses(unit.text, people)
+        if len(reader.panels) > MAX_PANELS and any(p.characters for p in reader.panels):
+            unread += len(clauses)
+            continue
+        for clause in clauses:
             reader.clause(clause, unit.paragraph)
     reader.finish()
     panels, warnings = reader.panels, reader.warnings
@@ -222,6 +228,11 @@ def parse_story_offline(story: str, cast: list[str], *, genders: Mapping[str, st
         raise StoryError(
             f"the story names no one in the cast ({', '.join(names)}): use their names (a first or last name is enough)"
         )
+    if unread:
+        warnings.append(
+            f"the story makes {len(panels) + unread} panels; kept the first {MAX_PANELS} (split it into several comics)"
+        )
+        panels = panels[:MAX_PANELS]
     panels = cap_panels(panels, warnings)
     note = missing_cast_warning(names, panels)
     script = PanelScript(panels=panels, backend="offline", warnings=[*([note] if note else []), *warnings], cast=names)

@@ -8,6 +8,7 @@ of its text). A quotation that never closes is not one (a stray mark must not sw
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 # opening mark -> the marks that may close it
@@ -64,16 +65,20 @@ def _may_close(text: str, i: int, opener: str) -> bool:
 
 
 def find_quotes(text: str) -> list[Quote]:
-    """The top-level quotations in ``text``, left to right."""
+    """The top-level quotations in ``text``, left to right. Linear in the text (plus a log): whether a
+    mark can close a quotation depends only on the mark and its neighbours, so each kind's closing
+    positions are listed once and the next one after an opening mark is a bisection away."""
     found: list[Quote] = []
+    closers: dict[str, list[int]] = {}
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
         if ch in PAIRS and _may_open(text, i):
-            j = i + 1
-            while j < n and not _may_close(text, j, ch):
-                j += 1
-            if j < n:
+            if ch not in closers:
+                closers[ch] = [j for j, c in enumerate(text) if c in PAIRS[ch] and _may_close(text, j, ch)]
+            k = bisect_right(closers[ch], i)
+            if k < len(closers[ch]):
+                j = closers[ch][k]
                 found.append(Quote(i, j + 1, text[i + 1 : j]))
                 i = j + 1
                 continue
@@ -82,5 +87,17 @@ def find_quotes(text: str) -> list[Quote]:
 
 
 def inside_quotes(quotes: list[Quote], pos: int) -> bool:
-    """Is ``pos`` strictly inside one of the quotations (between its marks)?"""
-    return any(q.contains(pos) for q in quotes)
+    """Is ``pos`` strictly inside one of the quotations (between its marks)? ``quotes`` as found: in order."""
+    k = _bisect_starts(quotes, pos)
+    return k >= 0 and quotes[k].contains(pos)
+
+
+def _bisect_starts(quotes: list[Quote], pos: int) -> int:
+    lo, hi = 0, len(quotes)
+    while lo < hi:  # the last quotation starting before pos
+        mid = (lo + hi) // 2
+        if quotes[mid].start < pos:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo - 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ...limits import MAX_SENTENCE_CHARS
 from ...names import tidy
 from .quotes import CLOSING, Quote, find_quotes, inside_quotes
 from .words import ABBREVIATIONS, SPEECH_KINDS, WORD
@@ -27,6 +28,7 @@ TERMINATOR = re.compile(rf"(?:(?:[{re.escape(SPACED_STOPS)}{NO_SPACE_STOPS}])+|{
 # Chinese and Japanese verbs of saying that may follow a closed quote: 她说, 他问道, と言った
 # (not when the verb opens the next quotation: “…。”艾琳说：“…” is two sentences)
 CJK_SPEECH_TAG = re.compile(r"^[^。！？，、：；.!?,]{0,12}?(?:说|說|道|问|問|喊|叫|答|想|と|って)(?!道?\s*[：:，,]\s*[“「『\"])")
+LOOKBEHIND = 40  # characters before a period searched for an abbreviation ("e.g.", "Dr")
 MAX_TAG_LOOKAHEAD = 60  # characters after a quote searched for "said"/"asked": a tag is a few words
 
 
@@ -40,7 +42,7 @@ class Unit:
 
 def _is_abbreviation(text: str, end: int) -> bool:
     """Does the single period at ``text[end-1]`` close an abbreviation or an initial?"""
-    m = re.search(r"([\w.]+)\.$", text[:end])
+    m = re.search(r"([\w.]+)\.$", text[max(0, end - LOOKBEHIND) : end])
     if not m:
         return False
     word = m.group(1).lower()
@@ -85,8 +87,20 @@ def sentence_units(text: str) -> list[Unit]:
             if first or "\n" in lead:
                 paragraph += 1
             first = False
-            units.append(Unit(tidy(piece), paragraph))
+            units += [Unit(part, paragraph) for part in _bounded(tidy(piece))]
     return units
+
+
+def _bounded(sentence: str) -> list[str]:
+    """A "sentence" longer than MAX_SENTENCE_CHARS (no full stop in a pasted page) cut at spaces into
+    pieces that fit: no panel can hold more, and the rules after this one are quadratic in its length."""
+    pieces = []
+    while len(sentence) > MAX_SENTENCE_CHARS:
+        cut = sentence.rfind(" ", 0, MAX_SENTENCE_CHARS)
+        cut = cut if cut > 0 else MAX_SENTENCE_CHARS
+        pieces.append(sentence[:cut].strip())
+        sentence = sentence[cut:].strip()
+    return [*pieces, sentence] if sentence else pieces
 
 
 def split_sentences(text: str) -> list[str]:

@@ -126,7 +126,7 @@ def next_word(text: str, pos: int) -> str | None:
 
 
 def previous_word(text: str, pos: int) -> str | None:
-    m = re.search(r"([^\W\d_][\w'’-]*)\s+$", text[:pos])
+    m = re.search(r"([^\W\d_][\w'’-]*)\s+$", text[max(0, pos - 80) : pos])
     return m.group(1) if m else None
 
 
