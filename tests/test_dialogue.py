@@ -156,3 +156,32 @@ def test_quote_scanner_tells_quotes_from_apostrophes() -> None:
     assert [q.inner for q in find_quotes(text)] == ["odd", "the bug,", "Don’t go,"]
     assert find_quotes('He is 6" tall, and "quite" tall.')[0].inner == "quite"
     assert find_quotes('An "unclosed quotation never ends') == []
+
+
+def test_the_caption_is_the_authors_sentence_and_the_scene_the_rewrite() -> None:
+    # issue 19: the page shows what the author wrote; the rewrite with full names is the drawing prompt
+    script = parse_story_offline("Grace Hopper walked in. She sat down at her desk. It was raining outside.", CAST)
+    assert [(p.sentence, p.caption, p.characters) for p in script.panels] == [
+        ("Grace Hopper walked in.", "Grace Hopper walked in.", [G]),
+        ("Grace Hopper sat down at Grace Hopper's desk.", "She sat down at her desk.", [G]),
+        ("It was raining outside.", "It was raining outside.", []),  # a scene panel, kept
+    ]
+
+
+def test_random_quote_soup_never_breaks_the_parser() -> None:
+    import random
+
+    from storyface.errors import StoryError
+
+    pieces = ['"', "“", "”", "'", "‘", "’", "「", "」", "。", "Grace", "Eileen", "she", "her", "said", "asked",
+              "whispered", ",", ".", "?", " ", " ", "and", "then", "the cashier", "\n", "\n\n", "Dr.", "to", ";",
+              "told", ":", "—", "they", "both", "格蕾丝", "说", "と", "言った"]  # fmt: skip
+    rng = random.Random(12)
+    for _ in range(300):
+        story = "".join(rng.choice(pieces) + rng.choice(["", " "]) for _ in range(rng.randint(1, 40)))
+        try:
+            script = parse_story_offline(story, [*CAST, "格蕾丝·霍珀"])
+        except StoryError:
+            continue
+        for panel in script.panels:  # every line's speaker is drawn in its panel
+            assert all(line.speaker in panel.characters for line in panel.dialogue)
