@@ -19,8 +19,9 @@ from .names import file_slug
 
 DEMO_STORY = (
     "Grace Hopper was fixing a huge computer in the lab when Eileen Collins walked in with a flight plan. "
-    "She asked Grace to check the navigation code. "
-    "They worked through the night, and Grace Hopper found a moth in the relay. "
+    '"Can you check the navigation code?" Eileen asked. '
+    "They worked through the night, and Grace found a moth in the relay. "
+    '"There is our bug," she whispered. '
     "At dawn, the two watched a rocket launch together."
 )
 DEMO_STYLES = ("comic style",)

@@ -35,8 +35,7 @@ PANELS = [
           dialogue=[Line(speaker=EILEEN, text="Check the navigation code?"), Line(speaker=GRACE, text="Tonight.")]),
     Panel(sentence="Grace Hopper finds a moth in the relay.", characters=[GRACE],
           dialogue=[Line(speaker=GRACE, text="A real bug!", kind="thought")]),
-    Panel(sentence="Grace Hopper and Eileen Collins watch a rocket rise at dawn.", characters=[GRACE, EILEEN],
-          caption="At dawn, they watched."),
+    Panel(sentence="A rocket rises over the launch pad at dawn.", characters=[], caption="At dawn, they watched."),
 ]  # fmt: skip
 
 
@@ -66,7 +65,7 @@ def test_panels_are_rendered_at_their_shapes_size_and_batched_by_size(comic):
     assert len(set(sizes)) >= 2  # panels of different shapes, each rendered at its own size (not cropped)
     latent_sizes = {shape[-2:] for shape in calls}  # one UNet batch per size: [2 x panels of that size, 4, h/8, w/8]
     assert latent_sizes == {(h // 8, w // 8) for w, h in sizes}
-    assert len(calls) == len(set(sizes)) * 2  # 2 steps per size group
+    assert len(calls) == len(set(sizes)) * 2  # 2 steps per size group (4 panels, at most 4 a batch)
 
 
 def test_two_people_stand_in_their_regions(comic, renderer):
@@ -85,6 +84,7 @@ def test_the_record_and_book_files(comic):
     balloons = record.panels[1].lettering["lettering"]["balloons"]
     assert [b["speaker"] for b in balloons] == [EILEEN, GRACE]
     assert all(b["saw_face"] is False for b in balloons)  # the tiny model's art is noise: placed blind
+    assert record.panels[3].characters == [] and record.panels[3].identities == []  # a scene panel: no identities
     assert record.panels[3].caption == "At dawn, they watched." and record.panels[3].lettering["lettering"]["caption"]
     assert folder.book_pdf.read_bytes().startswith(b"%PDF")
     with zipfile.ZipFile(folder.book_cbz) as cbz:
@@ -148,3 +148,17 @@ def test_a_panels_region_override_moves_people_and_is_recorded(renderer, tmp_pat
     with pytest.raises(Exception, match="not in the panel|Nobody"):
         make_comic(renderer, [swapped[0].model_copy(update={"regions": {"Nobody Here": "left"}})],
                    [identity(GRACE, 1), identity(EILEEN, 2)], tmp_path / "d", config=RenderConfig(steps=1))  # fmt: skip
+
+
+def test_appearance_notes_reach_every_prompt_the_person_appears_in(renderer):
+    from storyface.api import plan_prompts
+
+    grace = identity(GRACE, 1)
+    grace = Identity(grace.name, grace.family, grace.embeddings, {**grace.metadata, "appearance": "short grey hair, navy uniform"})
+    prompts = plan_prompts(renderer, PANELS[:3], [grace, identity(EILEEN, 2)])
+    assert [p.prompt.count("(short grey hair, navy uniform)") for p in prompts] == [1, 1, 1]
+    assert "<grace-hopper> (short grey hair, navy uniform)" in prompts[0].prompt
+    costume = plan_prompts(renderer, PANELS[:1], [grace], appearance={GRACE: "a flight suit"})
+    assert "(a flight suit)" in costume[0].prompt and "navy" not in costume[0].prompt  # a costume change
+    with pytest.raises(ContentPolicyError):
+        plan_prompts(renderer, PANELS[:1], [grace], appearance={GRACE: "topless"})

@@ -15,6 +15,7 @@ from ..errors import StoryError
 from ..eval.likeness import PanelScore, ReferenceSource, reference_image, references_from, score_panels
 from ..faces import FaceEncoder
 from ..identity.tokens import Identity
+from ..library.checks import clean_appearance
 from ..limits import MAX_NEGATIVE_CHARS, MAX_STYLE_CHARS, MAX_TITLE_CHARS
 from ..names import tidy
 from ..render.book import Book
@@ -75,20 +76,26 @@ def plan_prompts(
     cast: Sequence[str] | None = None,
     policy: ContentPolicy | None = None,
     negative_prompt: str | None = None,
+    appearance: Mapping[str, str] | None = None,
 ) -> list[PanelPrompt]:
     """Check identities against the model, load them, and turn each panel into a prompt.
 
-    Every prompt passes the content policy here (``policy=None``: the renderer's), so the CLI, the API
-    and the web app refuse the same things before anything renders.
+    Each person's appearance notes (kept with their identity; ``appearance`` overrides them for this
+    story, e.g. a costume change) go into every prompt they appear in. Every prompt passes the content
+    policy here (``policy=None``: the renderer's), so the CLI, the API and the web app refuse the same
+    things before anything renders.
     """
     check_panel_count(panels)
     free_style = _limited(free_style, MAX_STYLE_CHARS, "the style words")
     if negative_prompt is not None:
         negative_prompt = _limited(negative_prompt, MAX_NEGATIVE_CHARS, "the negative prompt")
+    notes = {i.name: i.metadata["appearance"] for i in identities if i.metadata.get("appearance")}
+    notes.update({name: text for name, text in (appearance or {}).items()})
+    notes = {name: clean_appearance(text) for name, text in notes.items() if clean_appearance(text)}
     tokens = renderer.load_identities(list(identities))  # refuses another family's identity before loading any
     tokenizer, pipe = renderer.model.encoders[0].tokenizer, renderer.model.pipe
     prompts = build_prompts(
-        list(panels), tokens, styles=list(styles), free_style=free_style,
+        list(panels), tokens, styles=list(styles), free_style=free_style, appearance=notes,
         cast=list(cast) if cast is not None else None, negative_prompt=negative_prompt,
         count_tokens=token_counter(tokenizer, lambda text: pipe.maybe_convert_prompt(text, tokenizer)),
     )  # fmt: skip
@@ -119,6 +126,7 @@ def make_comic(
     face_encoder: FaceEncoder | str = "dlib",
     policy: ContentPolicy | None = None,
     negative_prompt: str | None = None,
+    appearance: Mapping[str, str] | None = None,
 ) -> Comic:
     """Render each panel's clean art, letter it, lay out the pages; write art, pages and records.
 
@@ -133,7 +141,8 @@ def make_comic(
     title = _checked_title(title, policy)
     texts = panel_texts([p.caption for p in panels], [p.dialogue for p in panels], [p.characters for p in panels])
     check_texts(texts, policy)
-    prompts = plan_prompts(renderer, panels, identities, styles, free_style, policy=policy, negative_prompt=negative_prompt)
+    prompts = plan_prompts(renderer, panels, identities, styles, free_style, policy=policy,
+                           negative_prompt=negative_prompt, appearance=appearance)  # fmt: skip
     # 2. where people stand, and each panel's size on the page
     by_name, by_token = region_plans([p.characters for p in prompts], [p.regions for p in panels])
     sizes = panel_sizes(len(prompts), book, renderer.model, config)

@@ -36,12 +36,14 @@ class PanelPrompt:
 
 
 def _substitute(
-    sentence: str, identity_tokens: Mapping[str, str], cast: Iterable[str]
+    sentence: str, identity_tokens: Mapping[str, str], cast: Iterable[str], appearance: Mapping[str, str] | None = None
 ) -> tuple[str, list[str], list[str]]:
     """Swap names (and tokens typed by hand) for tokens -> (text, characters, cast names lacking an identity).
 
     A name in the sentence matches the identity of the same person (:func:`storyface.names.name_key`),
-    whatever its case, spacing or punctuation.
+    whatever its case, spacing or punctuation. A person's ``appearance`` notes follow their first token
+    in parentheses ("<grace-hopper> (short grey hair, navy uniform) fixes a computer"), so clothes and
+    hair stay the same from panel to panel.
     """
     known = {name_key(n): (n, t) for n, t in identity_tokens.items()}
     typed = {t.casefold(): (n, t) for n, t in identity_tokens.items()}
@@ -56,9 +58,11 @@ def _substitute(
             missing.append(lacking.get(name_key(said), said))
             return m.group(0)
         name, token = found
+        notes = ""
         if name not in characters:
             characters.append(name)
-        return token + ("'" + m.group("poss")[1:] if m.group("poss") else "")
+            notes = f" ({appearance[name]})" if appearance and appearance.get(name) else ""
+        return token + ("'" + m.group("poss")[1:] if m.group("poss") else "") + notes
 
     if not known and not lacking:
         return sentence, [], []
@@ -76,6 +80,7 @@ def build_prompt(
     count_tokens: Callable[[str], int] | None = None,
     cast: Iterable[str] | None = None,
     characters: Sequence[str] | None = None,
+    appearance: Mapping[str, str] | None = None,
 ) -> PanelPrompt:
     """One panel's prompt; ``identity_tokens`` maps full name -> trigger token ("<taylor-swift>").
 
@@ -85,7 +90,7 @@ def build_prompt(
     non-empty list (or None, a bare sentence) needs at least one person with an identity in the sentence.
     """
     sentence = tidy(sentence)
-    text, shown, missing = _substitute(sentence, identity_tokens, cast or ())
+    text, shown, missing = _substitute(sentence, identity_tokens, cast or (), appearance)
     if missing:
         raise StoryError(f"no identity for {missing[0]!r}: train or import one (or remove them from the panel)")
     scene = characters is not None and not list(characters)
@@ -116,8 +121,12 @@ def build_prompts(
     negative_prompt: str | None = None,
     count_tokens: Callable[[str], int] | None = None,
     cast: Iterable[str] | None = None,
+    appearance: Mapping[str, str] | None = None,
 ) -> list[PanelPrompt]:
-    """Prompts for every panel (a panel with no characters is a scene); an error names the panel it comes from."""
+    """Prompts for every panel (a panel with no characters is a scene); an error names the panel it comes from.
+
+    ``appearance`` (full name -> notes) is added after each person's first mention in every panel.
+    """
     styles, cast = list(styles), list(cast or ())
     prompts = []
     for number, panel in enumerate(panels, 1):
@@ -125,7 +134,7 @@ def build_prompts(
             prompts.append(
                 build_prompt(
                     panel.sentence, identity_tokens, styles, free_style, negative_prompt, count_tokens, cast,
-                    characters=panel.characters,
+                    characters=panel.characters, appearance=appearance,
                 )
             )
         except StoryError as exc:
