@@ -293,3 +293,33 @@ def test_every_command_and_option_says_what_it_is_for():
             if isinstance(param, (click.Option, click.Argument)) and not (getattr(param, "help", None) or "").strip():
                 missing.append(f"{path} {param.name}")
     assert missing == []
+
+
+def test_fast_quality_with_a_distillation_lora_sets_sampler_steps_and_guidance(cli, tmp_path, trained):
+    """--quality fast --lora FILE: the LoRA's kind picks the sampler (trailing Euler, CFG off, 4 steps)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from storyface.random_models import build_tiny_pipeline
+
+    unet = build_tiny_pipeline("sdxl").unet
+    target = "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"
+    out_f, in_f = unet.get_submodule(target).weight.shape
+    g = torch.Generator().manual_seed(0)
+    lora = tmp_path / "sdxl_lightning_4step_lora.safetensors"
+    save_file({f"unet.{target}.lora_A.weight": torch.randn(4, in_f, generator=g) * 0.01,
+               f"unet.{target}.lora_B.weight": torch.randn(out_f, 4, generator=g) * 0.01}, str(lora))  # fmt: skip
+    story = tmp_path / "story.txt"
+    story.write_text("Hugh Jackman smiled.")
+    out = tmp_path / "fast"
+    result = cli("comic", "--story", story, "--identity", trained[0], "--model", "tiny", *CONSENT, "--out", out,
+                 "--quality", "fast", "--lora", lora, "--backend", "offline")
+    assert result.exit_code == 0, result.output
+    assert "fused sdxl_lightning_4step_lora" in result.output and "(lightning, weight 1)" in result.output
+    manifest = json.loads((out / "comic.json").read_text())
+    panel = manifest["panels"][0]
+    assert (panel["scheduler"], panel["steps"], panel["guidance"]) == ("euler_trailing", 4, 0.0)
+    assert [lora_["kind"] for lora_ in manifest["loras"]] == ["lightning"]
+    refused = cli("comic", "--story", story, "--identity", trained[0], "--model", "tiny", *CONSENT,
+                  "--out", tmp_path / "no", "--lora", lora, "--backend", "offline")  # a distillation LoRA needs fast
+    assert refused.exit_code == 2 and "fast" in refused.output and not (tmp_path / "no").exists()

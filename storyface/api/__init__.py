@@ -23,6 +23,7 @@ from ..render.generate import RenderConfig, Renderer
 from ..safety import ContentPolicy
 from ..safety.consent import Consent
 from .book import BookSettings, reletter
+from .settings import render_settings
 from .comics import Comic, comic_likeness, make_comic, plan_prompts, redraw_panel, write_comic
 from .people import (
     CastMember,
@@ -77,6 +78,7 @@ __all__ = [
     "read_script",
     "redraw_panel",
     "reletter",
+    "render_settings",
     "script_from_sentences",
     "train_person",
     "write_comic",

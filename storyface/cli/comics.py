@@ -68,10 +68,13 @@ def comic(
     lettering: Annotated[bool, typer.Option("--lettering/--no-lettering", help="Balloons and narration boxes; off: clean art with captions under the panels.")] = True,
     title: Annotated[Optional[str], typer.Option(help="A title drawn above the panels.")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Panel i gets seed + i.")] = 0,
-    steps: Annotated[int, typer.Option(min=1, help="Sampling steps per panel.")] = 30,
-    guidance: Annotated[float, typer.Option(min=0, help="Classifier-free guidance (StableIdentity: 8.5).")] = 8.5,
-    size: Annotated[Optional[int], typer.Option(help="Panel side in pixels (default: the model's).")] = None,
-    scheduler: Annotated[str, typer.Option(help="euler, euler_a, dpmpp_2m or ddim.")] = "euler",
+    quality: Annotated[str, typer.Option(help="standard (30 steps) or fast (a few steps with a distillation --lora).")] = "standard",
+    lora: Annotated[list[str], typer.Option("--lora", help="A LoRA to fuse: FILE or hub id, optionally :WEIGHT and :KIND (style, lightning, hyper, lcm, tcd); repeatable.")] = [],
+    fast_kind: Annotated[Optional[str], typer.Option(help="With --quality fast and no distillation LoRA: the kind the base model itself was distilled as.")] = None,
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Sampling steps per panel (default: the quality's).")] = None,
+    guidance: Annotated[Optional[float], typer.Option(min=0, help="Classifier-free guidance (default: the quality's; standard: 8.5).")] = None,
+    size: Annotated[Optional[int], typer.Option(help="Panel side in pixels (default: each panel's native size for its shape).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Override the sampler: euler, euler_a, dpmpp_2m, ddim, euler_trailing, lcm, tcd ...")] = None,
     backend: Annotated[str, typer.Option(help="Story parser: auto, offline or llm.")] = "auto",
     consent_by: ConsentOpt = None,
     data_dir: DataDirOpt = None,
@@ -81,15 +84,18 @@ def comic(
     eval_encoder_model: Annotated[Optional[str], typer.Option("--eval-encoder-model", help="Model folder or id (vit), or .onnx file (arcface).")] = None,
 ) -> None:
     """Render one panel per sentence with your identities; letter the dialogue and lay out the pages."""
-    from ..api import BookSettings, RenderConfig, get_face_encoder, identities_for, make_comic, read_script
+    from ..api import BookSettings, get_face_encoder, identities_for, make_comic, read_script, render_settings
 
     scorer = get_face_encoder(eval_encoder, **({"model": eval_encoder_model} if eval_encoder_model else {}))
     book = BookSettings.of(layout=layout, preset=page, rtl=rtl, lettering=lettering, pdf=pdf)
     cast = identities_for(identity, library(data_dir, readonly=True) if _needs_library(identity) else None, consent_by)
     script = read_script(read_text(story_file), str(story_file), [m.identity.name for m in cast], backend)
-    config = RenderConfig(steps=steps, guidance=guidance, width=size, height=size, scheduler=scheduler)
     references = {m.identity.name: m.reference for m in cast if m.reference is not None}
     draw = renderer(model)
+    config, _, fused = render_settings(draw, quality, lora, steps=steps, guidance=guidance, size=size,
+                                       scheduler=scheduler, kind=fast_kind, permanent=True)  # fmt: skip
+    for loaded in fused:
+        say(f"fused {loaded.name} ({loaded.kind}, weight {loaded.weight:g})")
     with progress() as bar:
         task = bar.add_task("rendering", total=None, info=f"{len(script.panels)} panels")
         result = make_comic(

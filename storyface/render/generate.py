@@ -69,6 +69,17 @@ class Renderer:
                 self._identities[token] = (identity.name, identity.digest())
         return {identity.name: token for identity, token in zip(identities, tokens)}
 
+    def use_loras(self, specs: Sequence[Any], permanent: bool = False) -> list[Any]:
+        """Fuse LoRAs (distillation or style) into the model, replacing the ones fused before; an empty
+        list goes back to the base weights. Under the renderer's lock, so no render sees half a change."""
+        from .adapters import apply_loras, remove_loras
+
+        with self._lock:
+            if not specs:
+                remove_loras(self.model)
+                return []
+            return apply_loras(self.model, specs, permanent=permanent)
+
     def _identities_in(self, prompt: str) -> list[dict[str, str]]:
         return [
             {"name": name, "token": token, "digest": digest}
