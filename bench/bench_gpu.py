@@ -38,12 +38,9 @@ for _path in (ROOT, ROOT / "bench"):  # run as a script from anywhere; the phase
         sys.path.insert(0, str(_path))
 
 import torch  # noqa: E402
+from gpu_common import FULL, SMOKE, Plan, Records, synthetic_subject  # noqa: E402
 from gpu_phases import (  # noqa: E402
-    FULL,
-    SMOKE,
     Bench,
-    Plan,
-    Records,
     child_main,
     phase_explore,
     phase_fast_page,
@@ -54,7 +51,6 @@ from gpu_phases import (  # noqa: E402
     phase_reference,
     phase_steady,
     phase_train,
-    synthetic_subject,
 )
 from gpu_table import build_table  # noqa: E402
 

@@ -69,7 +69,7 @@ def test_bench_smoke_mode_prints_the_table(tmp_path):
 def test_bench_table_says_which_phases_did_not_run():
     """A run cut short (time limit, --phases) still writes a table with every row, marked."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from gpu_phases import FULL
+    from gpu_common import FULL
     from gpu_table import build_table
 
     partial = {"env": {}, "page": {"page_s": 6.5, "pages_s": [6.5, 6.6], "peak": {"alloc_gib": 21.0, "reserved_gib": 22.0}},
