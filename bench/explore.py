@@ -56,7 +56,7 @@ def train_step_variants(model, plan, subjects, graph_only: bool = False) -> list
                 continue
             unet.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
             _reset(dev)
-            run = TrainingRun(model, subjects[:n_subj], TrainConfig(steps=10, bank_size=8, graph=graph))
+            run = TrainingRun(model, subjects[:n_subj], TrainConfig(steps=10, bank_size=8, graph=graph, compile=False, checkpoint=False))
             t0 = time.perf_counter()
             step = run.step_fn()
             setup = time.perf_counter() - t0
@@ -191,8 +191,11 @@ def profile_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
     dev = model.device
     rows = []
     for n_subj in sorted({1, plan.together}):
-        step = TrainingRun(model, subjects[:n_subj], plan.train_config(10, graph=False)).step_fn()
+        step = TrainingRun(model, subjects[:n_subj], plan.train_config(10, graph=False, compile=False, checkpoint=False)).step_fn()
         rows += _profile(dev, step, f"train step eager, {n_subj} id(s)", out_dir)
+        run = TrainingRun(model, subjects[:n_subj], plan.train_config(10))  # the product's step: graph, compiled
+        rows += _profile(dev, run.step_fn(), f"train step as trained (graph, compile {run.compile}, "
+                         f"checkpoint {run.checkpoint}), {n_subj} id(s)", out_dir)
     args, kwargs = _unet_inputs(model, plan)
 
     def unet_call() -> None:
