@@ -123,22 +123,29 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_CXX, reason="inductor compiles C++ kernels on CPU and no C++ compiler is installed")
 def test_compiled_step_matches_eager_and_uses_the_cache_folder(tiny, isolated_inductor):
+    """Compiled blocks, alone and checkpointed (several people's default on CUDA), against eager.
+
+    Each compiled variant must really compile (dynamo's graph count grows): a checkpoint that dynamo
+    refuses to trace would silently run the blocks eagerly and pass the comparison for nothing.
+    """
     from torch._dynamo.utils import counters
 
     people = [subject("Gus Compiled", 6)]
-    graphs_before = counters["stats"]["unique_graphs"]
     results = {}
-    for compile in (False, True):
-        run = TrainingRun(tiny, people, QUICK.model_copy(update={"compile": compile}))
-        assert run.compile is compile
+    for compile, checkpoint in ((False, False), (True, False), (True, True)):
+        graphs_before = counters["stats"]["unique_graphs"]
+        run = TrainingRun(tiny, people, QUICK.model_copy(update={"compile": compile, "checkpoint": checkpoint}))
+        assert (run.compile, run.checkpoint) == (compile, checkpoint)
         step = run.step_fn()  # CPU: the eager step, in the run's modes
         losses = torch.stack([step().detach() for _ in range(2)])
-        results[compile] = losses, [p.detach().clone() for p in run.parameters]
-    assert counters["stats"]["unique_graphs"] > graphs_before  # the blocks really went through dynamo
+        results[compile, checkpoint] = losses, [p.detach().clone() for p in run.parameters]
+        assert (counters["stats"]["unique_graphs"] > graphs_before) == compile  # the blocks went through dynamo
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(isolated_inductor.inductor_dir)  # left as chosen
     assert any(p.is_file() for p in (isolated_inductor.inductor_dir / "fxgraph").rglob("*"))
-    (eager_losses, eager_params), (compiled_losses, compiled_params) = results[False], results[True]
-    assert _rel(compiled_losses, eager_losses) < COMPILED_RTOL
-    assert max(_rel(c, e) for c, e in zip(compiled_params, eager_params)) < COMPILED_RTOL
+    eager_losses, eager_params = results[False, False]
+    for key in ((True, False), (True, True)):
+        losses, params = results[key]
+        assert _rel(losses, eager_losses) < COMPILED_RTOL, key
+        assert max(_rel(c, e) for c, e in zip(params, eager_params)) < COMPILED_RTOL, key
     assert _rel(eager_params[0], TrainingRun(tiny, people, QUICK).parameters[0].detach()) > 1e-4  # steps moved them
     assert all(b._compiled_call_impl is None for b in repeated_blocks(tiny.pipe.unet))  # put back after the step
