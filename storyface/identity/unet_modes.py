@@ -16,11 +16,15 @@ renderer and the probe losses see the UNet exactly as they left it:
   skips the inputs of its linear layers and convolutions (they only serve weight gradients); what it
   keeps inside a block is what the gradient *to the block's input* needs: LayerNorm inputs and
   statistics, attention's q, k, v, output and log-sum-exp, GEGLU's two halves and the GELU output,
-  about 20 values per token and channel. The gradient reaches the MLPs only through the encoder
+  about 21 values per token and channel. The gradient reaches the MLPs only through the encoder
   hidden states, but it must pass back through every block from the output to the first
-  cross-attention, so these activations are the step's memory: about 1 GB a person at 512x512 in
-  bf16 (full-size SDXL, counted by :func:`saved_bytes`), against ~0.1 GB in the text encoders.
-  Checkpointing the blocks frees nearly all of it for one extra forward of the blocks.
+  cross-attention, so these activations are most of the step's memory: SDXL at 512x512 has 60
+  blocks of 256 tokens x 1280 and 10 of 1024 x 640, about 26M token-channels, so ~1.1 GB a person
+  in bf16 (BENCHMARKS.md: one identity 9.6 GiB allocated, four 12.5 GiB). The ResNet blocks keep
+  ~0.15 GB and the text encoders (77 tokens) ~0.1 GB. :func:`saved_bytes` counts this on any
+  device, ``meta`` included (there attention takes the math path and keeps fp32 scores, so the
+  blocks look ~2.5x heavier than with flash/cuDNN attention on a GPU). Checkpointing the blocks
+  frees nearly all of it for one extra forward of the blocks.
 
 Non-reentrant ``torch.utils.checkpoint`` (keyword arguments work; nothing host-side, so a CUDA graph
 captures it); no RNG state is saved because the blocks draw no random numbers (dropout is 0 and the
@@ -155,7 +159,7 @@ def unet_modes(
 
 @contextmanager
 def saved_bytes() -> Iterator[dict[str, int]]:
-    """Count the bytes autograd keeps for the backward pass inside the block (works on ``meta`` too).
+    """Count the bytes autograd keeps for the backward pass inside the context (works on ``meta`` too).
 
     Tensors saved twice (the same storage) count once; parameters and views of them (a frozen
     linear layer saves ``weight.t()`` for the input's gradient) count never: they exist anyway.
