@@ -18,7 +18,11 @@ the ``--budget`` is skipped and the table says so.
 
 from __future__ import annotations
 
-import argparse
+import time
+
+STARTED = time.perf_counter()  # the budget counts from here: imports and model builds are device time too
+
+import argparse  # noqa: E402
 import datetime as dt
 import json
 import logging
@@ -27,7 +31,6 @@ import platform
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -106,8 +109,9 @@ def say(message: str) -> None:
 
 
 def run(plan: Plan, out: Path, phases: list[str], budget_s: float, explore: str = "", cache_dir: Path | None = None) -> str:
-    """Run ``phases`` in order, each within what is left of ``budget_s``; returns the table."""
-    t_start = time.perf_counter()
+    """Run ``phases`` in order, each within what is left of ``budget_s`` (counted from the process
+    start); returns the table."""
+    t_start = STARTED
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(plan.device)
     results: dict = {"plan": asdict(plan), "env": environment(device), "phase_s": {}, "skipped": {}, "failed": {}}
@@ -122,12 +126,12 @@ def run(plan: Plan, out: Path, phases: list[str], budget_s: float, explore: str 
     b = Bench(plan, device, out, cache_root, records)
     b.subjects = [synthetic_subject(f"Person {i}", i, plan.photo_side) for i in range(plan.together)]
     smoke = plan.device == "cpu"
+    table = write(out, plan, results)  # even a run killed in its first phase leaves the plan and the card
 
     def left() -> float:
         return budget_s - (time.perf_counter() - t_start)
 
     child_timeout = lambda: min(MAX_CHILD_TIMEOUT_S, max(MIN_CHILD_TIMEOUT_S, left()))  # noqa: E731
-    table = ""
     steps: dict[str, Callable[[], dict]] = {
         "train": lambda: phase_train(b, results),
         "page": lambda: phase_page(b, results),
@@ -145,6 +149,7 @@ def run(plan: Plan, out: Path, phases: list[str], budget_s: float, explore: str 
         if estimate > left():
             results["skipped"][name] = f"estimated {estimate} s, {max(0, left()):.0f} s of the budget left"
             say(f"phase {name} SKIPPED: {results['skipped'][name]}")
+            table = write(out, plan, results)
             continue
         say(f"phase {name} starting (estimate {estimate} s, {left():.0f} s of the budget left)")
         t0 = time.perf_counter()
