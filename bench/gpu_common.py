@@ -38,7 +38,7 @@ class Plan:
     resolution: int | None = None  # training side; None: the model's (512 for SDXL)
     mlp_hidden: int = 1024
     probe_samples: int = 4
-    compile: bool | None = None  # the trainer's setting; None: its default (compiled blocks on CUDA)
+    compile: bool | None = None  # the trainer's setting; None: its default (off; see unet_modes.wants_compile)
     mem_steps: int = 40  # steps of each memory run (checkpointing on / off): peak and ms/step settle early
     steady_steps: int = 40  # steps of each compile on / off run
     fast_steps: int = 4  # the fast page (SDXL-Lightning 4-step)

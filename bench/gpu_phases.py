@@ -223,7 +223,8 @@ def phase_fresh(b: Bench, results: dict, cold: bool, timeout_s: float) -> dict:
     if cold and home.exists():
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
-    return fresh_process(b, "cold" if cold else "warm", b.plan.compile, home, timeout_s)
+    compile = b.plan.compile is not False  # these two time the compile cache; fresh_plain is the default (off)
+    return fresh_process(b, "cold" if cold else "warm", compile, home, timeout_s)
 
 
 def phase_fresh_plain(b: Bench, results: dict, timeout_s: float) -> dict:
@@ -245,12 +246,10 @@ def phase_memory(b: Bench, results: dict) -> dict:
 
 def phase_steady(b: Bench, results: dict) -> dict:
     """Warm steady state: ms a step with the blocks compiled and not, at 1 and several people."""
-    from storyface.identity.unet_modes import wants_compile
-
     plan, device = b.plan, b.device
     model = b.fast_model()
     res: dict = {"steps": plan.steady_steps}
-    variants = (True, False) if wants_compile(plan.compile, device) else (False,)
+    variants = (True, False) if device.type == "cuda" and plan.compile is not False else (False,)
     for n in sorted({1, plan.together}):
         for compile in variants:  # the median step excludes setup, compile and capture: no warm-up run needed
             run = train_run(model, b.subjects[:n], plan.train_config(plan.steady_steps, compile=compile), device, b.records)

@@ -93,9 +93,9 @@ def test_modes_apply_inside_only_and_put_back_what_was_there(tiny):
     assert all(b._compiled_call_impl is None and "forward" not in b.__dict__ for b in blocks)
 
 
-def test_defaults_compile_on_cuda_and_checkpoint_several_people_on_cuda(tiny):
+def test_defaults_compile_off_and_checkpoint_several_people_on_cuda(tiny):
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert wants_compile(None, cuda) and not wants_compile(None, cpu) and wants_compile(True, cpu)
+    assert not wants_compile(None, cuda) and not wants_compile(None, cpu) and wants_compile(True, cpu)
     assert not wants_checkpoint(None, 1, cuda) and wants_checkpoint(None, 2, cuda)
     assert not wants_checkpoint(None, 4, cpu) and wants_checkpoint(True, 1, cpu) and not wants_checkpoint(False, 4, cuda)
     run = TrainingRun(tiny, [subject("Ed Auto", 4), subject("Flo Auto", 5)], QUICK)

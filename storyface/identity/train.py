@@ -72,7 +72,7 @@ class TrainConfig(BaseModel):
     templates: tuple[str, ...] = TEMPLATES
     probe_samples: int = Field(4, ge=1, le=64)
     graph: bool | None = None  # replay the step as one CUDA graph; None: whenever the device is CUDA
-    compile: bool | None = None  # torch.compile the UNet's transformer blocks in the step; None: on CUDA
+    compile: bool | None = None  # torch.compile the UNet's transformer blocks in the step; None: off (unet_modes)
     checkpoint: bool | None = None  # recompute those blocks in the backward (memory for time); None: on
     #                                 CUDA when several people train together
 
