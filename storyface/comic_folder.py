@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -74,6 +74,7 @@ class PanelRecord(BaseModel):
     tiny: bool = False
     blocked: bool = False
     eta: float = Field(0.0, ge=0, le=1)
+    decoder: Literal["full", "tiny"] = "full"
     sentence: str = Field("", max_length=MAX_SENTENCE_CHARS)
     characters: list[str] = Field(default_factory=list, max_length=MAX_PEOPLE_PER_PANEL * 2)
     caption: str | None = Field(None, max_length=MAX_CAPTION_CHARS)

@@ -157,7 +157,7 @@ def _single_file_family(path: Path) -> Family:
         return "sdxl" if any(k.startswith("conditioner.embedders.1") for k in keys) else "sd2"
 
 
-def _offline_hint() -> str:
+def offline_hint() -> str:
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         return " (HF_HUB_OFFLINE=1: put the model in the hub cache first, or pass a local diffusers folder)"
     return ""
@@ -174,7 +174,7 @@ def _from_source(model: str, dtype: torch.dtype):
         try:
             return cls.from_single_file(str(path), dtype=dtype)
         except (OSError, ValueError) as exc:  # its component configs come from the hub (or its cache)
-            raise ModelError(f"could not load checkpoint {path.name}{_offline_hint()}: {exc}") from exc
+            raise ModelError(f"could not load checkpoint {path.name}{offline_hint()}: {exc}") from exc
     if path.suffix in {".ckpt", ".pt", ".bin"}:
         raise ModelError(f"{path.name}: pickle checkpoints are not loaded (they can run code); convert to .safetensors")
     kwargs: dict = {"dtype": dtype}
@@ -188,7 +188,7 @@ def _from_source(model: str, dtype: torch.dtype):
     try:
         pipe = DiffusionPipeline.from_pretrained(model, **kwargs)
     except OSError as exc:
-        raise ModelError(f"could not load model {model!r}{_offline_hint()}: {exc}") from exc
+        raise ModelError(f"could not load model {model!r}{offline_hint()}: {exc}") from exc
     if not isinstance(pipe, (StableDiffusionXLPipeline, StableDiffusionPipeline)):
         raise ModelError(f"{model} is a {type(pipe).__name__}; StoryFace needs an SDXL or SD 2.x pipeline")
     return pipe

@@ -266,7 +266,7 @@ def redraw_panel(
         missing = [c for c in rec.characters if c not in tokens]
         if missing:
             raise StoryError(f"panel {i} shows {', '.join(missing)}: pass their identity (--identity) to redraw")
-        fields = rec.model_dump(include={"prompt", "negative_prompt", "seed", "width", "height", "steps", "guidance", "scheduler", "eta"})
+        fields = rec.model_dump(include={"prompt", "negative_prompt", "seed", "width", "height", "steps", "guidance", "scheduler", "eta", "decoder"})
         images.append(PanelImage(i - 1, folder.panel_image(i, rec), model=renderer.model.source, tiny=renderer.model.is_tiny, **fields))
         prompts.append(PanelPrompt(rec.prompt, rec.negative_prompt, list(rec.characters), [tokens[c] for c in rec.characters]))
         panels.append(Panel(sentence=rec.sentence or rec.prompt, characters=list(rec.characters), caption=rec.caption,

@@ -75,6 +75,9 @@ def comic(
     guidance: Annotated[Optional[float], typer.Option(min=0, help="Classifier-free guidance (default: the quality's; standard: 8.5).")] = None,
     size: Annotated[Optional[int], typer.Option(help="Panel side in pixels (default: each panel's native size for its shape).")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Override the sampler: euler, euler_a, dpmpp_2m, ddim, euler_trailing, lcm, tcd ...")] = None,
+    decoder: Annotated[str, typer.Option(help="full (the model's VAE) or tiny (TAESD: a faster decode, softer detail).")] = "full",
+    decoder_source: Annotated[Optional[str], typer.Option(help="With --decoder tiny: its folder or hub id (default: madebyollin/taesdxl).")] = None,
+    compile: Annotated[Optional[str], typer.Option(help="torch.compile the UNet: regional or whole (the first run on a machine pays minutes; later ones reuse the cache).")] = None,
     backend: Annotated[str, typer.Option(help="Story parser: auto, offline or llm.")] = "auto",
     consent_by: ConsentOpt = None,
     data_dir: DataDirOpt = None,
@@ -93,7 +96,8 @@ def comic(
     references = {m.identity.name: m.reference for m in cast if m.reference is not None}
     draw = renderer(model)
     config, _, fused = render_settings(draw, quality, lora, steps=steps, guidance=guidance, size=size,
-                                       scheduler=scheduler, kind=fast_kind, permanent=True)  # fmt: skip
+                                       scheduler=scheduler, kind=fast_kind, permanent=True, decoder=decoder,
+                                       decoder_source=decoder_source, compile=compile)  # fmt: skip
     for loaded in fused:
         say(f"fused {loaded.name} ({loaded.kind}, weight {loaded.weight:g})")
     with progress() as bar:

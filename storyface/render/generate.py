@@ -56,6 +56,7 @@ class Renderer:
         self._schedulers: dict[str, Any] = {}
         self._identities: dict[str, tuple[str, str]] = {}  # token -> (name, digest)
         self._regional: Any = None  # the regional-attention controller, installed on first need
+        self._tiny_decoder: Any = None  # TAESD, loaded on the first config that asks for it
 
     # ------------------------------------------------------------------ identities
 
@@ -79,6 +80,24 @@ class Renderer:
                 remove_loras(self.model)
                 return []
             return apply_loras(self.model, specs, permanent=permanent)
+
+    def use_tiny_decoder(self, source: str | None = None) -> None:
+        """Load the tiny decoder now (hub id or folder; default: the family's TAESD) for configs with
+        ``decoder="tiny"``; a door calls this so a missing decoder fails before any panel is drawn."""
+        from .decoders import load_tiny_decoder
+
+        with self._lock:
+            self._tiny_decoder = load_tiny_decoder(self.model, source)
+
+    def compile(self, mode: str = "regional") -> int:
+        """``torch.compile`` the UNet in place (default inductor mode, never autotuning), with inductor's
+        caches under the data folder so only the first process on a machine pays for it; returns the
+        modules compiled. Worth it for a long session of renders, not for one page (render.compile)."""
+        from .compile import compile_unet, enable_compile_cache
+
+        with self._lock:
+            enable_compile_cache()
+            return compile_unet(self.model.pipe, mode)  # type: ignore[arg-type]  (checked there)
 
     def _identities_in(self, prompt: str) -> list[dict[str, str]]:
         return [
@@ -191,6 +210,9 @@ class Renderer:
         kwargs: dict[str, Any] = {}
         if self.model.family == "sdxl":  # micro-conditioning: "a full, uncropped image of this size"
             kwargs.update(original_size=(height, width), target_size=(height, width))
+        tiny = config.decoder == "tiny"
+        if tiny and self._tiny_decoder is None:
+            self.use_tiny_decoder()
         with self._regions(prompts, negatives, plans, size):
             result = self.model.pipe(
                 prompt=prompts,
@@ -201,10 +223,14 @@ class Renderer:
                 width=width,
                 height=height,
                 generator=self._generators(seeds),
-                output_type="pil",
+                output_type="latent" if tiny else "pil",
                 callback_on_step_end=on_step,
                 **kwargs,
             )
+        if tiny:
+            from .decoders import decode_latents
+
+            return decode_latents(self.model.pipe, self._tiny_decoder, result.images)
         flagged = getattr(result, "nsfw_content_detected", None) or [False] * len(result.images)
         return list(result.images), [bool(f) for f in flagged]
 
@@ -256,6 +282,7 @@ class Renderer:
             index=index, image=image, prompt=prompt, negative_prompt=negative, seed=seed, width=size[0],
             height=size[1], steps=config.steps, guidance=config.guidance, scheduler=config.scheduler,
             identities=self._identities_in(prompt), model=self.model.source, tiny=self.model.is_tiny, eta=config.eta,
+            decoder=config.decoder,
         )  # fmt: skip
 
 

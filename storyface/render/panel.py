@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, StoryFaceError
 from ..limits import MAX_SEED
+from .decoders import check_decoder
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -71,6 +72,7 @@ class RenderConfig:
     batch_size: int = 4
     seed: int = 0  # panel i gets seed + i unless seeds are given
     eta: float = 0.0  # DDIM/TCD stochasticity (TCD's gamma); the schedulers without it ignore it
+    decoder: str = "full"  # "tiny": TAESD decodes the latents (render.decoders); faster, softer detail
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -87,6 +89,7 @@ class RenderConfig:
                 raise InputError(f"{side} must be a positive multiple of 8 (the VAE downscales by 8), got {value}")
         _check_scheduler(self.scheduler)
         _check_seed(self.seed)
+        check_decoder(self.decoder)
 
     def size_for(self, model: LoadedModel) -> tuple[int, int]:
         """(width, height), falling back to the model's panel size."""
@@ -112,6 +115,7 @@ class PanelImage:
     tiny: bool = False
     blocked: bool = False  # the model's own safety checker flagged it; the image is black
     eta: float = 0.0
+    decoder: str = "full"
 
     def config(self) -> RenderConfig:
         return RenderConfig(
@@ -123,6 +127,7 @@ class PanelImage:
             batch_size=1,
             seed=self.seed,
             eta=self.eta,
+            decoder=self.decoder,
         )
 
     def record(self) -> dict[str, Any]:
@@ -138,6 +143,7 @@ class PanelImage:
             "guidance": self.guidance,
             "scheduler": self.scheduler,
             "eta": self.eta,
+            "decoder": self.decoder,
             "identities": [dict(i) for i in self.identities],
             "model": self.model,
             "tiny": self.tiny,
