@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers.image_processor import VaeImageProcessor
 
 from storyface.api import render_settings
 from storyface.errors import InputError, ModelError
@@ -43,10 +42,19 @@ def test_tiny_decoder_draws_the_same_latents_its_own_way_and_records_it(renderer
     assert again.decoder == "tiny" and np.array_equal(np.asarray(again.image), np.asarray(tiny[0].image))
 
 
+def test_pixels_converted_on_the_device_equal_diffusers_own_pil_output(renderer):
+    [panel] = renderer.render(PROMPTS[:1], config=RenderConfig(steps=2, width=64, height=48, seed=5))
+    with torch.inference_mode():
+        [theirs] = renderer.model.pipe(prompt=PROMPTS[:1], negative_prompt=[""], num_inference_steps=2,
+                                       guidance_scale=panel.guidance, width=64, height=48, output_type="pil",
+                                       generator=[torch.Generator().manual_seed(5)],
+                                       original_size=(48, 64), target_size=(48, 64)).images  # fmt: skip
+    assert np.array_equal(np.asarray(panel.image), np.asarray(theirs))
+
+
 def test_a_flagged_image_stays_black():
     class Checked:  # the two things decode_latents uses of an SD 2.x pipeline with a safety checker
         safety_checker = object()
-        image_processor = VaeImageProcessor(vae_scale_factor=8)
 
         @staticmethod
         def run_safety_checker(images, device, dtype):

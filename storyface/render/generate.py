@@ -223,16 +223,16 @@ class Renderer:
                 width=width,
                 height=height,
                 generator=self._generators(seeds),
-                output_type="latent" if tiny else "pil",
+                output_type="latent" if tiny else "pt",  # "pt": converted to PIL on the device (to_pil)
                 callback_on_step_end=on_step,
                 **kwargs,
             )
-        if tiny:
-            from .decoders import decode_latents
+        from .decoders import decode_latents, to_pil
 
+        if tiny:
             return decode_latents(self.model.pipe, self._tiny_decoder, result.images)
         flagged = getattr(result, "nsfw_content_detected", None) or [False] * len(result.images)
-        return list(result.images), [bool(f) for f in flagged]
+        return to_pil(result.images), [bool(f) for f in flagged]
 
     @contextmanager
     def _regions(
