@@ -7,6 +7,7 @@ SDXL identities are saved with ``clip_l`` [2, 768] and ``clip_g`` [2, 1280] rows
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass, field
 from collections.abc import Sequence
@@ -31,6 +32,8 @@ from ..random_models import REAL_WIDTHS, TINY_WIDTHS
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
+
+log = logging.getLogger(__name__)
 
 FORMAT = "storyface-identity/1"
 FAMILY_KEYS = {"sdxl": ("clip_l", "clip_g"), "sd2": ("emb_params",)}
@@ -246,7 +249,11 @@ def load_identities(model: LoadedModel, identities: Sequence[Identity]) -> list[
         try:
             _apply(model, changed)
         except BaseException:
-            _restore(model, saved)
+            try:
+                _restore(model, saved)
+            except Exception:  # the undo failed too: claim nothing the encoders may not hold
+                log.exception("could not undo a failed identity load; every identity will be loaded afresh")
+                _forget_all(model)
             raise
         for token, identity in changed.items():
             model.loaded_tokens[token] = (identity.digest(), _vectors(identity))
@@ -314,6 +321,18 @@ def _restore(model: LoadedModel, saved: Sequence[_Saved]) -> None:
 def load_into_pipeline(model: LoadedModel, identity: Identity) -> str:
     """One identity; see :func:`load_identities`."""
     return load_identities(model, [identity])[0]
+
+
+def _forget_all(model: LoadedModel) -> None:
+    """Last resort after a failed undo: take out every identity token (as far as possible) and claim none,
+    so nothing half-works and the next :func:`load_identities` loads each identity from scratch."""
+    claimed = dict(model.loaded_tokens)
+    model.loaded_tokens.clear()
+    for token, (_, n) in claimed.items():
+        try:
+            _unload(model, token, n)
+        except Exception:
+            log.exception("could not take %s out of the text encoders", token)
 
 
 def _vectors(identity: Identity) -> int:

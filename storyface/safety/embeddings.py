@@ -164,23 +164,34 @@ class BannedTable:
     threshold: float
 
     def cosines(self, rows: torch.Tensor) -> torch.Tensor:
-        """Cosine of each identity row with each piece: [R, P]."""
-        centred = rows.float().cpu() - self.center  # [R, D]
-        unit = centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        return unit @ self.vectors.T  # [R, P]
+        """Cosine of each identity row with each piece: [..., R, D] -> [..., R, P]."""
+        centred = rows.float().cpu() - self.center  # [..., R, D]
+        unit = centred / centred.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return unit @ self.vectors.T  # [..., R, P]
+
+    def scores(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For identities' rows [B, R, D]: how closely each spells its nearest banned run (the weakest row's
+        cosine, maxed over runs and starts), and which run (length, index) and start: four [B] tensors."""
+        cos = self.cosines(rows)  # [B, R, P]
+        n, r = cos.shape[:2]
+        best = torch.full((n,), -1.0)
+        length, which, start = (torch.zeros(n, dtype=torch.long) for _ in range(3))
+        for k, idx in self.runs.items():  # idx [M, k]
+            for s in range(r - k + 1):
+                window = cos[:, s + torch.arange(k)[None, :], idx]  # [B, M, k]
+                score, m = window.min(dim=2).values.max(dim=1)  # [B], [B]
+                better = score > best
+                best = torch.where(better, score, best)
+                length, which = torch.where(better, k, length), torch.where(better, m, which)
+                start = torch.where(better, s, start)
+        return best, length, which, start
 
     def closest(self, rows: torch.Tensor) -> Match:
-        """The run the rows come closest to spelling: max over runs and starts of the weakest row's cosine."""
-        cos = self.cosines(rows)  # [R, P]
-        best = Match(-1.0, 0, "", "")
-        for k, idx in self.runs.items():  # idx [M, k]
-            for start in range(cos.shape[0] - k + 1):
-                window = cos[start + torch.arange(k)[None, :], idx]  # [M, k]
-                weakest = window.min(dim=1).values  # [M]
-                score, m = weakest.max(dim=0)
-                if float(score) > best.score:
-                    best = Match(float(score), start, *self.labels[k][int(m)])
-        return best
+        """The banned run one identity's rows [R, D] come closest to spelling."""
+        score, length, which, start = (t[0] for t in self.scores(rows[None]))
+        if float(score) < -0.5:  # no run fits in so few rows (cannot happen: one-token words exist)
+            return Match(-1.0, 0, "", "")
+        return Match(float(score), int(start), *self.labels[int(length)][int(which)])
 
 
 @torch.no_grad()
