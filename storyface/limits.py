@@ -49,3 +49,4 @@ MAX_PEOPLE_PER_PANEL = 4
 
 # -- the web app ---------------------------------------------------------------------------------------
 UPLOAD_LIMIT = f"{MAX_PHOTO_BYTES // 1_000_000}mb"  # Gradio refuses a bigger upload before it reaches the disk
+MAX_AUTH_CHARS = 1_000  # STORYFACE_AUTH, "user:password": a passphrase, not a document

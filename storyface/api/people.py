@@ -12,10 +12,11 @@ from typing import Any
 from ..errors import InputError, StoryError
 from ..faces import Headshot
 from ..identity.subject import LearnSettings, PhotoSource, subject_from_photo
-from ..identity.tokens import Identity
+from ..identity.tokens import TOKENS_PER_ENCODER, Identity
 from ..identity.train import Progress, Subject, train_identities
 from ..library import DuplicateNameError, IdentityLibrary, IdentityRecord, JobQueue, JobRecord
 from ..library.identities import read_identity_file
+from ..library.space import bytes_to_keep, require_space
 from ..models import LoadedModel
 from ..names import normalize_name
 from ..safety.consent import Consent, require_consent
@@ -115,6 +116,8 @@ def train_person(
         raise DuplicateNameError(
             f"{library.get(name).name!r} is already in the library (the same person); pick another name or delete them"
         )
+    need = bytes_to_keep(sum(slot.dim for slot in model.encoders), TOKENS_PER_ENCODER, person.headshot.size)
+    require_space(library.root, need, f"keeping {name}")  # a full disk is found now, not after training
     [learned] = learn_prepared(model, [person], progress)
     return keep_person(library, learned), learned
 

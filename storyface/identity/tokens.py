@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,12 +75,25 @@ class Identity:
 
 
 def save_identity(identity: Identity, path: str | os.PathLike) -> Path:
-    """Write atomically (temp file + rename), so a crash never leaves half a file."""
+    """Write atomically (temp file + rename), so a crash never leaves half a file. A failed write is an
+    ``OSError`` with its errno (safetensors reports one as text), so callers can say "disk full"."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in identity.embeddings.items()}
     meta = {**identity.metadata, "format": FORMAT, "name": identity.name, "family": identity.family}
-    return write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+    def write(tmp: Path) -> None:
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+        except SafetensorError as exc:
+            found = re.search(r"os error (\d+)", str(exc))
+            if found is None:
+                raise
+            code = int(found.group(1))
+            raise OSError(code, os.strerror(code), str(tmp)) from exc
+
+    return write_atomic(path, write)
 
 
 def _family_from_keys(keys: set[str]) -> str:
@@ -105,10 +119,14 @@ def load_identity(path: str | os.PathLike, name: str | None = None) -> Identity:
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
         raise IdentityFileError(f"{path.name}: only .safetensors identity files are accepted (pickle files can run code)")
-    if not path.is_file():
-        raise IdentityFileError(f"{path}: no such file")
-    if path.stat().st_size > MAX_IMPORT_BYTES:
-        raise IdentityFileError(f"{path.name} is {path.stat().st_size:,} bytes; an identity file is a few KB")
+    try:
+        if not path.is_file():
+            raise IdentityFileError(f"{path}: no such file")
+        size = path.stat().st_size
+    except OSError as exc:
+        raise IdentityFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size > MAX_IMPORT_BYTES:
+        raise IdentityFileError(f"{path.name} is {size:,} bytes; an identity file is a few KB")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})

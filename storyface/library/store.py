@@ -7,6 +7,8 @@ operation opens its own connection, so threads and processes can share it. A rea
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,12 +40,23 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+def _readonly_uri(db_path: Path) -> str:
+    """``mode=ro``; in a folder this user cannot write (read-only media, a backup), also ``immutable=1``,
+    since SQLite cannot create the shared-memory file a WAL reader needs there. That is exact only when
+    no write-ahead log holds changes, so it is used only then."""
+    uri = f"{db_path.as_uri()}?mode=ro"
+    wal = db_path.with_name(db_path.name + "-wal")
+    if not os.access(db_path.parent, os.W_OK) and not (wal.is_file() and wal.stat().st_size > 0):
+        uri += "&immutable=1"
+    return uri
+
+
 @contextmanager
 def connect(db_path: Path, readonly: bool = False) -> Iterator[sqlite3.Connection]:
     """One short-lived connection; autocommit unless :func:`transaction` opens one."""
     try:
         if readonly:
-            con = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            con = sqlite3.connect(_readonly_uri(db_path), uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         else:
             con = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     except sqlite3.Error as exc:
@@ -103,3 +116,33 @@ def database_error(db_path: Path, exc: sqlite3.Error) -> LibraryError:
     else:
         why, fix = f"cannot be used ({text})", "check the data folder"
     return LibraryError(f"the library database {db_path} {why}; nothing was changed. To fix: {fix}")
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def folder_error(folder: Path, exc: OSError, doing: str) -> LibraryError:
+    """A file-system refusal (a full disk, a read-only folder, no permission) said in words."""
+    code = exc.errno
+    if code in NO_SPACE:
+        why, fix = "the disk is full", "free some disk space and try again"
+    elif code == errno.EROFS:
+        why, fix = "the file system is read-only", "use a writable data folder (set STORYFACE_HOME to one)"
+    elif code in (errno.EACCES, errno.EPERM):
+        why = "this user has no permission there"
+        fix = "give this user read and write permission on the data folder, or set STORYFACE_HOME to another folder"
+    elif code in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+        why, fix = f"a file is in the way ({exc.strerror})", "check the data folder, or set STORYFACE_HOME to another folder"
+    else:
+        why, fix = exc.strerror or str(exc), "check the data folder and the disk"
+    where = exc.filename if exc.filename else folder
+    return LibraryError(f"cannot {doing} in {folder} ({where}): {why}; nothing was changed. To fix: {fix}")
+
+
+@contextmanager
+def fs_errors(folder: Path, doing: str) -> Iterator[None]:
+    """Turn an ``OSError`` of the body into a :class:`LibraryError` that names the folder and the fix."""
+    try:
+        yield
+    except OSError as exc:
+        raise folder_error(folder, exc, doing) from None
