@@ -38,6 +38,7 @@ from .people import (
     prepare_person,
     queue_person,
     read_script,
+    require_room,
     script_from_sentences,
     train_person,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "queue_person",
     "read_script",
     "redraw_panel",
+    "require_room",
     "script_from_sentences",
     "train_person",
     "write_comic",

@@ -16,8 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import StoryFaceError
+from ..files import free_bytes
 
 BUSY_TIMEOUT_S = 30.0
+NEARLY_FULL_BYTES = 1_000_000  # below this, SQLite's "disk I/O error" is a full disk (its -shm/-wal cannot grow)
 
 # The data folder's layout (owned here, for the identities, the job queue and recovery alike).
 DB_NAME = "library.sqlite3"
@@ -40,15 +42,23 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _readonly_uri(db_path: Path) -> str:
-    """``mode=ro``; in a folder this user cannot write (read-only media, a backup), also ``immutable=1``,
-    since SQLite cannot create the shared-memory file a WAL reader needs there. That is exact only when
-    no write-ahead log holds changes, so it is used only then."""
+def _open_readonly(db_path: Path) -> sqlite3.Connection:
+    """A read-only connection (``mode=ro``). Where SQLite cannot create the shared-memory file a WAL reader
+    needs (read-only media, a folder this user may not write, a full disk), it reopens with
+    ``immutable=1``, which needs none; that is exact only while no write-ahead log holds changes, so
+    only then."""
     uri = f"{db_path.as_uri()}?mode=ro"
-    wal = db_path.with_name(db_path.name + "-wal")
-    if not os.access(db_path.parent, os.W_OK) and not (wal.is_file() and wal.stat().st_size > 0):
-        uri += "&immutable=1"
-    return uri
+    con = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        con.execute("PRAGMA schema_version").fetchone()
+        return con
+    except sqlite3.OperationalError:
+        wal = db_path.with_name(db_path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            con.close()
+            raise
+    con.close()
+    return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
 
 
 @contextmanager
@@ -56,7 +66,7 @@ def connect(db_path: Path, readonly: bool = False) -> Iterator[sqlite3.Connectio
     """One short-lived connection; autocommit unless :func:`transaction` opens one."""
     try:
         if readonly:
-            con = sqlite3.connect(_readonly_uri(db_path), uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            con = _open_readonly(db_path)
         else:
             con = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     except sqlite3.Error as exc:
@@ -98,19 +108,26 @@ def has_table(db_path: Path, table: str) -> bool:
         return con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone() is not None
 
 
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return free_bytes(folder) < NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
 def database_error(db_path: Path, exc: sqlite3.Error) -> LibraryError:
     """A database StoryFace cannot use, said in words; the identity folders beside it are untouched."""
     text = str(exc)
     if "not a database" in text or "malformed" in text:
         why = "is damaged (not a readable SQLite database)"
         fix = f"move it away (e.g. rename it to {db_path.name}.broken) and run `storyface ids recover`"
-    elif "readonly" in text or "read-only" in text:
-        why = "is read-only for this user"
+    elif "readonly" in text or "read-only" in text or (db_path.is_file() and not os.access(db_path.parent, os.W_OK)):
+        why = "is read-only for this user (a read-only file system, or no write permission on its folder)"
         fix = "give this user write permission on the data folder, or set STORYFACE_HOME to another folder"
     elif "unable to open" in text:
         why = "cannot be opened (missing, or no permission on its folder)"
         fix = "check the folder's permissions, or set STORYFACE_HOME to the folder that holds your library"
-    elif "disk" in text and "full" in text:
+    elif "disk" in text and ("full" in text or _nearly_full(db_path.parent)):  # SQLite says "I/O" when -shm cannot grow
         why = "cannot be written: the disk is full"
         fix = "free some disk space and try again"
     else:
