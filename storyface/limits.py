@@ -31,6 +31,7 @@ MAX_PANELS = 24  # a long comic; more panels is almost surely a pasted document
 MAX_SENTENCE_CHARS = 1_000  # CLIP reads ~77 tokens (~300 characters); far longer is a pasted document
 MAX_SCRIPT_BYTES = 1_000_000  # a panel script (or comic.json) of 24 panels is a few KB
 MAX_STYLE_CHARS = 500  # the free style words: a prompt holds ~300 characters in all
+MAX_STYLES = 16  # style presets picked for one comic (there are 15)
 MAX_TITLE_CHARS = 200  # a comic's title, drawn on the page
 MAX_NEGATIVE_CHARS = 1_000
 MAX_CAPTION_CHARS = 600  # a narration box

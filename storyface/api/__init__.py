@@ -22,6 +22,7 @@ from ..models import LoadedModel, load_model
 from ..render.generate import RenderConfig, Renderer
 from ..safety import ContentPolicy
 from ..safety.consent import Consent
+from .checks import check_comic_text
 from .comics import Comic, comic_likeness, make_comic, plan_prompts, redraw_panel, write_comic
 from .people import (
     CastMember,
@@ -58,6 +59,7 @@ __all__ = [
     "PreparedPerson",
     "RenderConfig",
     "Renderer",
+    "check_comic_text",
     "comic_likeness",
     "describe_panel",
     "get_face_encoder",

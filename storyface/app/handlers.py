@@ -327,6 +327,7 @@ class Handlers:
         progress: gr.Progress = gr.Progress(),
     ) -> tuple:
         """Draw every panel (one image per sentence) and lay out the captioned page."""
+        api.check_comic_text(free_style=free_style, title=title, styles=list(styles or []))  # before any work
         names = self._cast(cast)
         panels = api.script_from_sentences(clean_rows(rows), names)
         seed = whole_number(seed, "the seed", 0, MAX_SEED - MAX_PANELS)

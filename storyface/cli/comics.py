@@ -75,8 +75,9 @@ def comic(
     retries: Annotated[int, typer.Option("--retries", min=0, help="New seeds to try per weak panel (with --min-likeness).")] = 2,
 ) -> None:
     """Render one panel per sentence with your identities and lay out a captioned page."""
-    from ..api import RenderConfig, identities_for, make_comic, read_script
+    from ..api import RenderConfig, check_comic_text, identities_for, make_comic, read_script
 
+    check_comic_text(free_style=free_style, title=title, styles=style)  # before the files, the model, the work
     cast = identities_for(identity, library(data_dir, readonly=True) if _needs_library(identity) else None, consent_by)
     script = read_script(read_text(story_file), str(story_file), [m.identity.name for m in cast], backend)
     config = RenderConfig(steps=steps, guidance=guidance, width=size, height=size, scheduler=scheduler)

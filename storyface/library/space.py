@@ -27,10 +27,11 @@ WIDEST = max(sum(widths.values()) for widths in REAL_WIDTHS.values())  # SDXL: 7
 
 
 def png_bound(side: int) -> int:
-    """Bytes a ``side`` x ``side`` RGB PNG can take at most: raw rows (+1 filter byte each), zlib's
-    stored-block overhead (5 bytes per 16 KB) and the chunks around it."""
+    """Bytes a ``side`` x ``side`` RGB PNG can take at most: raw rows (+1 filter byte each), zlib's worst
+    case (its ``deflateBound``: raw/4096 + raw/16384 + 13), 12 bytes per IDAT chunk (Pillow writes
+    them 64 KB or less; 8 KB assumed) and the signature, header and end chunks."""
     raw = side * (side * 3 + 1)
-    return raw + 5 * (raw // 16_384 + 1) + 1_024
+    return raw + raw // 4_096 + raw // 16_384 + 13 + 12 * (raw // 8_192 + 1) + 1_024
 
 
 def bytes_to_keep(width_sum: int = WIDEST, vectors: int = VECTORS, headshot_side: int | None = HEADSHOT_SIDE) -> int:
