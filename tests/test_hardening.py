@@ -340,6 +340,8 @@ ROWS = [
     Row("cli", "a 100,000-character --title with --pdf", "the title: 100,000 characters; keep it to 200",
         cli(*NO_MODEL_COMIC, "--story", "{ok}", "--title", "T" * 100_000, "--pdf")),
     Row("cli", "17 --style presets", "pick at most 16", cli(*NO_MODEL_COMIC, "--story", "{ok}", *["--style", "cartoon"] * 17)),
+    Row("cli", "--steps 1,000,000,000", "less than or equal to 150", cli(*NO_MODEL_COMIC, "--story", "{ok}", "--steps", "1000000000")),
+    Row("cli", "--size 100000", "less than or equal to 2048", cli(*NO_MODEL_COMIC, "--story", "{ok}", "--size", "100000")),
     Row("cli", "training with no room left for the person", "needs about",
         with_free_bytes(50_000, cli(*TRAIN, "--name", "Ann Smith", "--consent-by", "Me"))),
     # -- Python API -------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from ..limits import MAX_PANEL_SIDE, MAX_RENDER_STEPS, MAX_RETRIES, MIN_PANEL_SIDE
+
 from .common import (
     DEFAULT_MODEL,
     ConsentOpt,
@@ -64,15 +66,17 @@ def comic(
     pdf: Annotated[bool, typer.Option(help="Also write page.pdf.")] = False,
     title: Annotated[Optional[str], typer.Option(help="A title drawn above the panels.")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Panel i gets seed + i.")] = 0,
-    steps: Annotated[int, typer.Option(min=1, help="Sampling steps per panel.")] = 30,
+    steps: Annotated[int, typer.Option(min=1, max=MAX_RENDER_STEPS, help="Sampling steps per panel.")] = 30,
     guidance: Annotated[float, typer.Option(min=0, help="Classifier-free guidance (StableIdentity: 8.5).")] = 8.5,
-    size: Annotated[Optional[int], typer.Option(help="Panel side in pixels (default: the model's).")] = None,
+    size: Annotated[
+        Optional[int], typer.Option(min=MIN_PANEL_SIDE, max=MAX_PANEL_SIDE, help="Panel side in pixels (default: the model's).")
+    ] = None,
     scheduler: Annotated[str, typer.Option(help="euler, euler_a, dpmpp_2m or ddim.")] = "euler",
     backend: Annotated[str, typer.Option(help="Story parser: auto, offline or llm.")] = "auto",
     consent_by: ConsentOpt = None,
     data_dir: DataDirOpt = None,
     min_likeness: Annotated[Optional[float], typer.Option("--min-likeness", min=-1.0, max=1.0, help="Re-render a panel whose weakest face is less similar than this to its reference (dlib: same person ~0.95-1, different ~0.85-0.9).")] = None,
-    retries: Annotated[int, typer.Option("--retries", min=0, help="New seeds to try per weak panel (with --min-likeness).")] = 2,
+    retries: Annotated[int, typer.Option("--retries", min=0, max=MAX_RETRIES, help="New seeds to try per weak panel (with --min-likeness).")] = 2,
 ) -> None:
     """Render one panel per sentence with your identities and lay out a captioned page."""
     from ..api import RenderConfig, check_comic_text, identities_for, make_comic, read_script
