@@ -10,7 +10,6 @@ export GRADIO_ANALYTICS_ENABLED ?= False
 .PHONY: demo test ui bench-smoke clean
 
 $(BIN)/storyface: pyproject.toml
-	@sh .ci/system-deps
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"

@@ -56,7 +56,7 @@ def train_step_variants(model, plan, subjects, graph_only: bool = False) -> list
                 continue
             unet.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
             _reset(dev)
-            run = TrainingRun(model, subjects[:n_subj], TrainConfig(steps=10, bank_size=8, graph=graph))
+            run = TrainingRun(model, subjects[:n_subj], TrainConfig(steps=10, bank_size=8, graph=graph, compile=False, checkpoint=False))
             t0 = time.perf_counter()
             step = run.step_fn()
             setup = time.perf_counter() - t0
@@ -191,8 +191,11 @@ def profile_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
     dev = model.device
     rows = []
     for n_subj in sorted({1, plan.together}):
-        step = TrainingRun(model, subjects[:n_subj], plan.train_config(10, graph=False)).step_fn()
+        step = TrainingRun(model, subjects[:n_subj], plan.train_config(10, graph=False, compile=False, checkpoint=False)).step_fn()
         rows += _profile(dev, step, f"train step eager, {n_subj} id(s)", out_dir)
+        run = TrainingRun(model, subjects[:n_subj], plan.train_config(10))  # the product's step: graph, compiled
+        rows += _profile(dev, run.step_fn(), f"train step as trained (graph, compile {run.compile}, "
+                         f"checkpoint {run.checkpoint}), {n_subj} id(s)", out_dir)
     args, kwargs = _unet_inputs(model, plan)
 
     def unet_call() -> None:
@@ -275,29 +278,6 @@ def compile_render_group(model, plan, subjects, out_dir) -> list[tuple[str, str]
              f"{s * 1e3:.1f} ms/call = {s * plan.render_steps:.2f} s/page; first call {first:.1f} s")]
 
 
-def compile_train_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
-    """Regional compile (the UNet's transformer blocks) inside the CUDA graph."""
-    from diffusers.models.attention import BasicTransformerBlock
-    from transformers.models.clip.modeling_clip import CLIPEncoderLayer
-
-    from storyface.identity.train import TrainingRun
-
-    del CLIPEncoderLayer  # compiling the text encoders' layers recompiled inside the capture (run 2)
-    for m in model.pipe.unet.modules():
-        if isinstance(m, BasicTransformerBlock):
-            m.compile()
-    rows, dev = [], model.device
-    for n_subj in (1,):
-        run = TrainingRun(model, subjects[:n_subj], plan.train_config(10, graph=True))
-        t0 = time.perf_counter()
-        step = run.step_fn()
-        setup = time.perf_counter() - t0
-        s = _per_call(dev, step, warm=2, n=50)
-        rows.append((f"train step, {n_subj} id(s), regional compile + CUDA graph",
-                     f"{s * 1e3:.1f} ms/step; compile+capture {setup:.1f} s"))
-    return rows
-
-
 def vae_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
     """The decoder's mid-block attention hands back a channels_last-strided tensor; load_model makes
     it contiguous with a hook (storyface.models). Time the decode with and without that hook."""
@@ -370,6 +350,8 @@ def cprofile_group(model, plan, subjects, out_dir) -> list[tuple[str, str]]:
     return rows
 
 
+from explore_train import checkpoint_group, compile_train_group  # noqa: E402
+
 GROUPS = {
     "cprofile": cprofile_group,
     "vae": vae_group,
@@ -381,6 +363,7 @@ GROUPS = {
     "cudnn": cudnn_group,
     "compile_render": compile_render_group,
     "compile_train": compile_train_group,
+    "checkpoint": checkpoint_group,
 }
 
 

@@ -2,9 +2,11 @@
 
 A comic folder is what ``storyface comic`` / :func:`storyface.api.make_comic` writes::
 
-    comic.json              the record: title, model, every panel's prompt, seed, size, text, likeness
-    page.png (page.pdf)     the laid-out page
-    panels/panel-NN.png     each panel's picture (NN from 01), with panel-NN.json beside it
+    comic.json              the record: title, model, book settings, every panel's prompt, seed, size,
+                            regions, text (caption, dialogue), faces found, balloons placed, likeness
+    panels/panel-NN.png     each panel's clean art (NN from 01), with panel-NN.json beside it
+    pages/page-NN.png       the lettered pages
+    comic.pdf, comic.cbz    the book (PDF when asked; CBZ with ComicInfo.xml, as comic readers expect)
     references/<slug>.png   each person's reference headshot, so `storyface eval` works from the folder alone
 
 A person may edit ``comic.json`` (to redraw a panel with another prompt), so reading it back is
@@ -25,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import ImageError, InputError, StoryError
 from .files import write_atomic
 from .limits import (
+    MAX_CAPTION_CHARS,
+    MAX_LINES_PER_PANEL,
     MAX_NEGATIVE_CHARS,
     MAX_PANEL_SIDE,
     MAX_PANELS,
@@ -38,10 +42,12 @@ from .limits import (
     MIN_PANEL_SIDE,
 )
 from .names import file_slug
+from .story.schema import Line
 
 MANIFEST = "comic.json"
-PAGE_PNG = "page.png"
-PAGE_PDF = "page.pdf"
+PAGES_DIR = "pages"
+BOOK_PDF = "comic.pdf"
+BOOK_CBZ = "comic.cbz"
 PANELS_DIR = "panels"
 REFERENCES_DIR = "references"
 EVAL_JSON = "eval.json"
@@ -67,9 +73,17 @@ class PanelRecord(BaseModel):
     model: str = Field("", max_length=1_000)
     tiny: bool = False
     blocked: bool = False
+    eta: float = Field(0.0, ge=0, le=1)
     sentence: str = Field("", max_length=MAX_SENTENCE_CHARS)
     characters: list[str] = Field(default_factory=list, max_length=MAX_PEOPLE_PER_PANEL * 2)
-    identities: dict[str, str] = Field(default_factory=dict)  # name -> photo hash of the identity drawn
+    caption: str | None = Field(None, max_length=MAX_CAPTION_CHARS)
+    dialogue: list[Line] = Field(default_factory=list, max_length=MAX_LINES_PER_PANEL)
+    region_overrides: dict[str, str | list[float]] | None = None  # as the script gave them
+    regions: dict[str, list[float]] = Field(default_factory=dict)  # the plan drawn with: name -> [x0, y0, x1, y1]
+    faces: list[dict[str, Any]] = Field(default_factory=list, max_length=32)  # found in the clean art
+    lettering: dict[str, Any] | None = None  # the balloons placed (page-slot pixels), their page and box
+    identities: list[dict[str, str]] = Field(default_factory=list, max_length=MAX_PEOPLE_PER_PANEL * 2)  # name, token, digest
+    photos: dict[str, str] = Field(default_factory=dict)  # name -> hash of the photo the identity was learned from
     warnings: list[str] = Field(default_factory=list, max_length=20)
     likeness: dict[str, Any] | None = None
 
@@ -83,6 +97,9 @@ class ComicRecord(BaseModel):
     model: str = Field("", max_length=1_000)
     tiny: bool = False
     notice: str = Field("", max_length=500)
+    book: dict[str, Any] = Field(default_factory=dict)  # layout, page preset, reading order, lettering on/off
+    loras: list[dict[str, Any]] = Field(default_factory=list)
+    pages: int = Field(0, ge=0, le=MAX_PANELS)
     panels: list[PanelRecord] = Field(min_length=1, max_length=MAX_PANELS)
     references: dict[str, str] = Field(default_factory=dict)
 
@@ -98,12 +115,23 @@ class ComicFolder:
         return self.path / MANIFEST
 
     @property
-    def page_png(self) -> Path:
-        return self.path / PAGE_PNG
+    def pages_dir(self) -> Path:
+        return self.path / PAGES_DIR
+
+    def page_png(self, number: int = 1) -> Path:
+        """Page ``number`` (1-based), as :func:`storyface.render.pages.save_pngs` names it."""
+        return self.pages_dir / f"page-{number:02d}.png"
+
+    def page_pngs(self) -> list[Path]:
+        return sorted(self.pages_dir.glob("page-*.png")) if self.pages_dir.is_dir() else []
 
     @property
-    def page_pdf(self) -> Path:
-        return self.path / PAGE_PDF
+    def book_pdf(self) -> Path:
+        return self.path / BOOK_PDF
+
+    @property
+    def book_cbz(self) -> Path:
+        return self.path / BOOK_CBZ
 
     @property
     def eval_json(self) -> Path:

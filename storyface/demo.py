@@ -19,8 +19,9 @@ from .names import file_slug
 
 DEMO_STORY = (
     "Grace Hopper was fixing a huge computer in the lab when Eileen Collins walked in with a flight plan. "
-    "She asked Grace to check the navigation code. "
-    "They worked through the night, and Grace Hopper found a moth in the relay. "
+    '"Can you check the navigation code?" Eileen asked. '
+    "They worked through the night, and Grace found a moth in the relay. "
+    '"There is our bug," she whispered. '
     "At dawn, the two watched a rocket launch together."
 )
 DEMO_STYLES = ("comic style",)
@@ -67,7 +68,7 @@ class DemoResult:
 
 def run_demo(model: LoadedModel, out_dir: str | Path, steps: int = 100, report: Report | None = None) -> DemoResult:
     """Learn both people at once, parse the built-in story, render and lay out the page."""
-    from .api import RenderConfig, Renderer, learn_identities, make_comic, parse_story
+    from .api import BookSettings, RenderConfig, Renderer, learn_identities, make_comic, parse_story
 
     report = report or (lambda *a, **k: None)
     out = Path(out_dir)
@@ -92,12 +93,12 @@ def run_demo(model: LoadedModel, out_dir: str | Path, steps: int = 100, report: 
     steps_render = 8 if model.is_tiny else 30
     comic = make_comic(
         Renderer(model), script.panels, identities, out, styles=DEMO_STYLES,
-        config=RenderConfig(steps=steps_render), title="StoryFace demo", pdf=True,
+        config=RenderConfig(steps=steps_render), title="StoryFace demo", book=BookSettings(layout="dynamic", pdf=True),
         references={p.identity.name: p.headshot for p in learned},
         callback=lambda done, total: report("rendering panels", done, total),
     )
     timings["render"] = time.perf_counter() - t
     return DemoResult(
-        out, files, comic.folder.page_png, len(comic.panels), [p.sentence for p in script.panels], timings,
+        out, files, comic.folder.page_png(1), len(comic.panels), [p.sentence for p in script.panels], timings,
         model.notice if model.random_weights else "",
     )

@@ -38,6 +38,7 @@ MAX_CAPTION_CHARS = 600  # a narration box
 MAX_LINE_CHARS = 300  # one line of dialogue (a balloon)
 MAX_LINES_PER_PANEL = 6
 MAX_CONSENT_CHARS = MAX_NAME_CHARS
+MAX_APPEARANCE_CHARS = 200  # a person's appearance notes, added to every prompt they appear in (~30 CLIP tokens)
 
 # -- work --------------------------------------------------------------------------------------------
 MAX_TRAIN_STEPS = 5_000

@@ -92,7 +92,8 @@ def _skeleton(text: str) -> str:
 
 def name_key(name: str) -> str:
     """What two names must share to be the same person (see the module docstring)."""
-    return "-".join(_KEY_WORD.findall(_skeleton(" ".join(_words(name))).casefold()))
+    skeleton = unicodedata.normalize("NFC", _skeleton(" ".join(_words(name))))  # marks back on their letters
+    return "-".join(_KEY_WORD.findall(skeleton.casefold()))
 
 
 def same_person(a: str, b: str) -> bool:

@@ -48,13 +48,39 @@ def test_bench_smoke_mode_prints_the_table(tmp_path):
     table = (tmp_path / "table.md").read_text()
     assert table in proc.stdout
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 1 + 7  # header + the issue's figures + memory + correctness
+    assert len(rows) == 1 + 10  # header + the issues' figures + memory + steady state + correctness
     assert "first identity in a fresh process" in table and "6-panel" not in table  # smoke: 2 panels
+    assert "not run" not in table and "FAILED" not in table
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["fresh_process"]["train_s"] > 0 and results["fresh_process"]["wall_s"] > 0
-    assert results["fast"]["page_s"] > 0 and results["reference"]["panel_s"] > 0
-    same = results["fast"]["check"]["fast_vs_plain_same_dtype"]
+    assert results["failed"] == {} and results["skipped"] == {} and "fresh_plain" not in results  # smoke skips it
+    for child in ("fresh_cold", "fresh_warm"):
+        assert results[child]["train_s"] > 0 and results[child]["wall_s"] > results[child]["train_s"]
+    assert (tmp_path / "child-cold.log").is_file() and (tmp_path / "child-warm.log").is_file()
+    assert results["page"]["page_s"] > 0 and results["reference"]["panel_s"] > 0
+    fast = results["fast_page"]
+    assert fast["page_s"] > 0 and fast["lora"]["fused_layers"] > 0 and results["reference"]["lora_fuse_s"] > 0
+    assert (fast["steps"], fast["scheduler"], fast["guidance"]) == (4, "euler_trailing", 0.0)
+    assert results["memory"]["on"]["modes"] == "checkpoint" and results["memory"]["off"]["modes"] == "eager"
+    same = results["train"]["check"]["1"]["fast_vs_plain"]
     assert same["loss_rel"] == 0.0 and same["rows_rel"] == 0.0  # on CPU both take the plain path
+    assert results["reference"]["fast_vs_fp32"]["loss_rel"] == 0.0  # float32 on CPU: the same numbers
+
+
+def test_bench_table_says_which_phases_did_not_run():
+    """A run cut short (time limit, --phases) still writes a table with every row, marked."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from gpu_common import FULL
+    from gpu_table import build_table
+
+    partial = {"env": {}, "page": {"page_s": 6.5, "pages_s": [6.5, 6.6], "peak": {"alloc_gib": 21.0, "reserved_gib": 22.0}},
+               "skipped": {"fresh_plain": "estimated 50 s, 10 s of the budget left"}}
+    table = build_table(FULL, partial)
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + 10
+    page = next(r for r in rows if "standard: 30 steps" in r)
+    assert "6.50 s (median of 2" in page and "NO (1.30x the target)" in page
+    assert sum("not run" in r for r in rows) == 10  # every other figure, and the page's reference cell
+    assert "SKIPPED phases: fresh_plain (estimated 50 s" in table
 
 
 def test_random_sdxl_has_sdxl_base_sizes():

@@ -102,7 +102,7 @@ def test_browser_cast_story_generate(app, page, astronaut_path, tmp_path):
         "Eileen Collins walked into the mission lab with a flight plan.",
         "Eileen Collins waved at the camera.",
     ]
-    with Image.open(comic_dir / "page.png") as im:
+    with Image.open(comic_dir / "pages" / "page-01.png") as im:
         assert image.evaluate("img => img.naturalWidth") == im.width  # the shown image is that page
     expect(page.locator("#panel-gallery img")).to_have_count(2)
     shot = save_screenshot(page, tmp_path)

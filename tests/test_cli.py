@@ -158,7 +158,7 @@ def test_comic_renders_one_captioned_panel_per_sentence_with_records(cli, tmp_pa
         assert "<hugh-jackman>" in panel["prompt"] and "watercolor" in panel["prompt"]
         assert (out / "panels" / f"panel-{i:02d}.png").is_file()
         assert json.loads((out / "panels" / f"panel-{i:02d}.json").read_text())["seed"] == 6 + i
-    assert (out / "page.pdf").read_bytes().startswith(b"%PDF")
+    assert (out / "comic.pdf").read_bytes().startswith(b"%PDF") and (out / "pages" / "page-01.png").is_file()
     first = np.asarray(Image.open(out / "panels" / "panel-01.png"))
 
     again = cli(*[a if a != out else tmp_path / "again" for a in args])  # same seed -> same panel
@@ -189,7 +189,7 @@ def test_demo_runs_the_whole_chain_offline(cli, tmp_path):
     sentences = [p["sentence"] for p in manifest["panels"]]
     assert len(sentences) >= 3 and all("Grace Hopper" in s or "Eileen Collins" in s for s in sentences)
     assert not any(w in s.split() for s in sentences for w in ("She", "she", "They", "they"))
-    assert (tmp_path / "demo" / "page.png").is_file() and (tmp_path / "demo" / "page.pdf").is_file()
+    assert (tmp_path / "demo" / "pages" / "page-01.png").is_file() and (tmp_path / "demo" / "comic.pdf").is_file()
     assert len(list((tmp_path / "demo" / "identities").glob("*.safetensors"))) == 2
     assert sorted(manifest["references"]) == ["Eileen Collins", "Grace Hopper"]  # `storyface eval` can score it
 
@@ -293,3 +293,33 @@ def test_every_command_and_option_says_what_it_is_for():
             if isinstance(param, (click.Option, click.Argument)) and not (getattr(param, "help", None) or "").strip():
                 missing.append(f"{path} {param.name}")
     assert missing == []
+
+
+def test_fast_quality_with_a_distillation_lora_sets_sampler_steps_and_guidance(cli, tmp_path, trained):
+    """--quality fast --lora FILE: the LoRA's kind picks the sampler (trailing Euler, CFG off, 4 steps)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from storyface.random_models import build_tiny_pipeline
+
+    unet = build_tiny_pipeline("sdxl").unet
+    target = "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"
+    out_f, in_f = unet.get_submodule(target).weight.shape
+    g = torch.Generator().manual_seed(0)
+    lora = tmp_path / "sdxl_lightning_4step_lora.safetensors"
+    save_file({f"unet.{target}.lora_A.weight": torch.randn(4, in_f, generator=g) * 0.01,
+               f"unet.{target}.lora_B.weight": torch.randn(out_f, 4, generator=g) * 0.01}, str(lora))  # fmt: skip
+    story = tmp_path / "story.txt"
+    story.write_text("Hugh Jackman smiled.")
+    out = tmp_path / "fast"
+    result = cli("comic", "--story", story, "--identity", trained[0], "--model", "tiny", *CONSENT, "--out", out,
+                 "--quality", "fast", "--lora", lora, "--backend", "offline")
+    assert result.exit_code == 0, result.output
+    assert "fused sdxl_lightning_4step_lora" in result.output and "(lightning, weight 1)" in result.output
+    manifest = json.loads((out / "comic.json").read_text())
+    panel = manifest["panels"][0]
+    assert (panel["scheduler"], panel["steps"], panel["guidance"]) == ("euler_trailing", 4, 0.0)
+    assert [lora_["kind"] for lora_ in manifest["loras"]] == ["lightning"]
+    refused = cli("comic", "--story", story, "--identity", trained[0], "--model", "tiny", *CONSENT,
+                  "--out", tmp_path / "no", "--lora", lora, "--backend", "offline")  # a distillation LoRA needs fast
+    assert refused.exit_code == 2 and "fast" in refused.output and not (tmp_path / "no").exists()

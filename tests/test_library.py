@@ -442,3 +442,18 @@ def test_names_that_would_share_a_trigger_token_are_one_person(tmp_path):
         with pytest.raises(DuplicateNameError, match="Grace Hopper"):
             lib.add(Identity(other, "sdxl", {"clip_l": torch.randn(2, 32), "clip_g": torch.randn(2, 64)}, {"tiny": "true"}), None, "Test Runner")
     assert [r.name for r in lib.list()] == ["Grace Hopper"]
+
+
+def test_appearance_notes_live_with_the_identity_and_travel_in_its_file(library: IdentityLibrary, tmp_path: Path) -> None:
+    library.add(make_identity("Grace Hopper"), None, "Test Runner")
+    record = library.set_appearance("grace hopper", "  short grey hair,  navy uniform ")
+    assert record.appearance == "short grey hair, navy uniform" == library.get("Grace Hopper").appearance
+    assert library.load("Grace Hopper").metadata["appearance"] == "short grey hair, navy uniform"
+    exported = library.export("Grace Hopper", tmp_path / "grace.safetensors")
+    with safe_open(str(exported), framework="pt") as f:
+        assert f.metadata()["appearance"] == "short grey hair, navy uniform"
+    with pytest.raises(InputError, match="keep them to 200"):
+        library.set_appearance("Grace Hopper", "x" * 201)
+    assert IdentityLibrary(library.root).get("Grace Hopper").appearance == "short grey hair, navy uniform"
+    assert library.set_appearance("Grace Hopper", "").appearance is None
+    assert "appearance" not in library.load("Grace Hopper").metadata

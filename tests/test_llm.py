@@ -118,7 +118,9 @@ def test_good_answer_becomes_checked_panels(fake_llm: FakeLLM) -> None:
     assert request["path"] == "/v1/chat/completions"
     body = request["body"]
     assert body["model"] == "test-model" and body["temperature"] == 0
-    assert body["response_format"] == {"type": "json_object"}
+    # issue 12: structured output built from the answer's pydantic model (json_object is the fallback)
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["strict"] is True
     system, user = body["messages"]
     assert system["role"] == "system" and "Hugh Jackman; Taylor Swift" in system["content"]
     assert "pronouns" in system["content"] and '"panels"' in system["content"]
@@ -188,11 +190,17 @@ def test_http_401_is_not_retried_and_points_at_the_key(fake_llm: FakeLLM) -> Non
     assert len(fake_llm.requests) == 1
 
 
-def test_http_400_retries_without_json_mode(fake_llm: FakeLLM) -> None:
+def test_http_400_steps_down_to_json_object_then_to_no_response_format(fake_llm: FakeLLM) -> None:
+    # issue 12: json_schema first; a server refusing it gets today's json_object; then nothing at all
     fake_llm.replies = [Reply(400, raw='{"error": "response_format not supported"}'), good()]
     assert len(parse_story_llm(STORY, CAST, settings_for(fake_llm)).panels) == 3
-    assert "response_format" in fake_llm.requests[0]["body"]
-    assert "response_format" not in fake_llm.requests[1]["body"]
+    assert [r["body"]["response_format"]["type"] for r in fake_llm.requests] == ["json_schema", "json_object"]
+    fake_llm.requests.clear()
+    fake_llm.replies = [Reply(400, raw='{"error": "no"}'), Reply(400, raw='{"error": "no"}'), good()]
+    assert len(parse_story_llm(STORY, CAST, settings_for(fake_llm)).panels) == 3
+    assert [r["body"].get("response_format", {}).get("type") for r in fake_llm.requests] == [
+        "json_schema", "json_object", None,
+    ]  # fmt: skip
 
 
 def test_invented_character_is_dropped_with_a_warning(fake_llm: FakeLLM) -> None:

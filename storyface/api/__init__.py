@@ -22,7 +22,9 @@ from ..models import LoadedModel, load_model
 from ..render.generate import RenderConfig, Renderer
 from ..safety import ContentPolicy
 from ..safety.consent import Consent
+from .book import BookSettings, reletter
 from .checks import check_comic_text
+from .settings import render_settings
 from .comics import Comic, comic_likeness, make_comic, plan_prompts, redraw_panel, write_comic
 from .people import (
     CastMember,
@@ -45,6 +47,7 @@ from .people import (
 )
 
 __all__ = [
+    "BookSettings",
     "CastMember",
     "Comic",
     "ComicFolder",
@@ -77,6 +80,8 @@ __all__ = [
     "queue_person",
     "read_script",
     "redraw_panel",
+    "reletter",
+    "render_settings",
     "require_room",
     "script_from_sentences",
     "train_person",

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, StoryError
+from ..errors import InputError
 from ..faces import Headshot
 from ..identity.subject import LearnSettings, PhotoSource, subject_from_photo
 from ..identity.tokens import TOKENS_PER_ENCODER, Identity
 from ..identity.train import Progress, Subject, train_identities
 from ..library import DuplicateNameError, IdentityLibrary, IdentityRecord, JobQueue, JobRecord
-from ..library.identities import read_identity_file
+from ..library.checks import read_identity_file
 from ..library.space import WIDEST, bytes_to_keep, require_space
 from ..models import LoadedModel
 from ..names import normalize_name
@@ -188,15 +188,10 @@ def describe_panel(sentence: str, cast: Sequence[str]) -> tuple[str, list[str]]:
 
 
 def script_from_sentences(sentences: Sequence[str], cast: Sequence[str]) -> list[Panel]:
-    """Panels from sentences a person typed or edited (the web app's table), checked like any script."""
+    """Panels from sentences a person typed or edited (the web app's table), checked like any script;
+    a sentence naming no one in the cast is a scene panel, drawn without identities."""
     panels = [Panel(sentence=s, characters=c) for s, c in (describe_panel(s, cast) for s in sentences if s.strip())]
     check_panel_count(panels)
-    for number, panel in enumerate(panels, start=1):
-        if not panel.characters:
-            raise StoryError(
-                f"panel {number} ({panel.sentence!r}) names no one in the cast ({', '.join(cast)}): "
-                "write a cast member's name in it, or delete the row"
-            )
     return panels
 
 

@@ -153,12 +153,12 @@ def comic_outputs(comic: api.Comic, scores: Sequence[api.PanelScore]) -> tuple[s
         (str(folder.panel_png(i)), f"{i}. {panel.sentence} — {likeness_line(score)}".rstrip(" —"))
         for i, (panel, score) in enumerate(zip(comic.script, scores), start=1)
     ]
-    downloads = [str(f) for f in comic.files if f.parent == out and f.suffix in (".png", ".pdf")]
+    downloads = [str(f) for f in comic.files if f.suffix in (".pdf", ".cbz") or f.parent == folder.pages_dir]
     record = {"out_dir": str(out), **json.loads(folder.manifest.read_text())}
     seeds = ", ".join(str(p.seed) for p in comic.panels)
     status = f"**{len(comic.panels)} panels** (seeds {seeds}) saved in `{out}`"
     status += "".join(f"\n- ⚠ {w}" for w in comic.warnings)
-    return str(folder.page_png), tiles, downloads, record, status
+    return str(folder.page_png(1)), tiles, downloads, record, status
 
 
 def _row_index(row: Any, n: int) -> int:
@@ -339,7 +339,7 @@ class Handlers:
         with self._device(progress):
             comic = api.make_comic(
                 self.s.renderer, panels, identities, out_dir, styles=list(styles or []), free_style=free_style or "",
-                config=config, seed=seed, title=(title or "").strip() or None, pdf=True,
+                config=config, seed=seed, title=(title or "").strip() or None, book=api.BookSettings(pdf=True),
                 callback=self._render_progress(progress), references=headshots,
             )  # fmt: skip
         progress(1.0, desc="measuring likeness")

@@ -63,38 +63,54 @@ def comic(
     free_style: Annotated[str, typer.Option(help="Extra style words, appended as written.")] = "",
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for page.png, panels and records.")] = Path("comic"),
     model: ModelOpt = DEFAULT_MODEL,
-    pdf: Annotated[bool, typer.Option(help="Also write page.pdf.")] = False,
+    pdf: Annotated[bool, typer.Option(help="Also write comic.pdf (all pages, print resolution).")] = False,
+    layout: Annotated[str, typer.Option(help="Page layout: grid, dynamic (panels of different shapes) or webtoon.")] = "grid",
+    page: Annotated[Optional[str], typer.Option("--page", help="Page size: us-comic, a4, square or phone (default: the layout's).")] = None,
+    rtl: Annotated[bool, typer.Option("--rtl", help="Read right to left (manga).")] = False,
+    lettering: Annotated[bool, typer.Option("--lettering/--no-lettering", help="Balloons and narration boxes; off: clean art with captions under the panels.")] = True,
     title: Annotated[Optional[str], typer.Option(help="A title drawn above the panels.")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Panel i gets seed + i.")] = 0,
-    steps: Annotated[int, typer.Option(min=1, max=MAX_RENDER_STEPS, help="Sampling steps per panel.")] = 30,
-    guidance: Annotated[float, typer.Option(min=0, help="Classifier-free guidance (StableIdentity: 8.5).")] = 8.5,
+    quality: Annotated[str, typer.Option(help="standard (30 steps) or fast (a few steps with a distillation --lora).")] = "standard",
+    lora: Annotated[list[str], typer.Option("--lora", help="A LoRA to fuse: FILE or hub id, optionally :WEIGHT and :KIND (style, lightning, hyper, lcm, tcd); repeatable.")] = [],
+    fast_kind: Annotated[Optional[str], typer.Option(help="With --quality fast and no distillation LoRA: the kind the base model itself was distilled as.")] = None,
+    steps: Annotated[Optional[int], typer.Option(min=1, max=MAX_RENDER_STEPS, help="Sampling steps per panel (default: the quality's).")] = None,
+    guidance: Annotated[Optional[float], typer.Option(min=0, help="Classifier-free guidance (default: the quality's; standard: 8.5).")] = None,
     size: Annotated[
-        Optional[int], typer.Option(min=MIN_PANEL_SIDE, max=MAX_PANEL_SIDE, help="Panel side in pixels (default: the model's).")
+        Optional[int],
+        typer.Option(min=MIN_PANEL_SIDE, max=MAX_PANEL_SIDE, help="Panel side in pixels (default: each panel's native size for its shape)."),
     ] = None,
-    scheduler: Annotated[str, typer.Option(help="euler, euler_a, dpmpp_2m or ddim.")] = "euler",
+    scheduler: Annotated[Optional[str], typer.Option(help="Override the sampler: euler, euler_a, dpmpp_2m, ddim, euler_trailing, lcm, tcd ...")] = None,
     backend: Annotated[str, typer.Option(help="Story parser: auto, offline or llm.")] = "auto",
     consent_by: ConsentOpt = None,
     data_dir: DataDirOpt = None,
     min_likeness: Annotated[Optional[float], typer.Option("--min-likeness", min=-1.0, max=1.0, help="Re-render a panel whose weakest face is less similar than this to its reference (dlib: same person ~0.95-1, different ~0.85-0.9).")] = None,
     retries: Annotated[int, typer.Option("--retries", min=0, max=MAX_RETRIES, help="New seeds to try per weak panel (with --min-likeness).")] = 2,
+    eval_encoder: Annotated[str, typer.Option("--eval-encoder", help="Face encoder that scores likeness: dlib, vit or arcface.")] = "dlib",
+    eval_encoder_model: Annotated[Optional[str], typer.Option("--eval-encoder-model", help="Model folder or id (vit), or .onnx file (arcface).")] = None,
 ) -> None:
-    """Render one panel per sentence with your identities and lay out a captioned page."""
-    from ..api import RenderConfig, check_comic_text, identities_for, make_comic, read_script
+    """Render one panel per sentence with your identities; letter the dialogue and lay out the pages."""
+    from ..api import BookSettings, check_comic_text, get_face_encoder, identities_for, make_comic, read_script, render_settings
 
     check_comic_text(free_style=free_style, title=title, styles=style)  # before the files, the model, the work
+    scorer = get_face_encoder(eval_encoder, **({"model": eval_encoder_model} if eval_encoder_model else {}))
+    book = BookSettings.of(layout=layout, preset=page, rtl=rtl, lettering=lettering, pdf=pdf)
     cast = identities_for(identity, library(data_dir, readonly=True) if _needs_library(identity) else None, consent_by)
     script = read_script(read_text(story_file), str(story_file), [m.identity.name for m in cast], backend)
-    config = RenderConfig(steps=steps, guidance=guidance, width=size, height=size, scheduler=scheduler)
     references = {m.identity.name: m.reference for m in cast if m.reference is not None}
     draw = renderer(model)
+    config, _, fused = render_settings(draw, quality, lora, steps=steps, guidance=guidance, size=size,
+                                       scheduler=scheduler, kind=fast_kind, permanent=True)  # fmt: skip
+    for loaded in fused:
+        say(f"fused {loaded.name} ({loaded.kind}, weight {loaded.weight:g})")
     with progress() as bar:
         task = bar.add_task("rendering", total=None, info=f"{len(script.panels)} panels")
         result = make_comic(
             draw, script.panels, [m.identity for m in cast], out_dir, styles=style, free_style=free_style,
-            config=config, seed=seed, title=title, pdf=pdf, references=references, min_likeness=min_likeness,
-            retries=retries, callback=lambda done, total: bar.update(task, completed=done, total=total),
+            config=config, seed=seed, title=title, book=book, references=references, min_likeness=min_likeness,
+            retries=retries, face_encoder=scorer,
+            callback=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
-    say(f"wrote {result.folder.page_png} with {len(result.panels)} panels")
+    say(f"wrote {len(result.pages)} page(s) of {len(result.panels)} panels to {result.folder.pages_dir}")
     if min_likeness is not None:
         from ..eval.report import retry_lines
 
@@ -126,7 +142,25 @@ def redraw(
     ComicFolder(comic_dir).read()  # a damaged record fails before the model loads
     cast = identities_for(identity, library(data_dir, readonly=True) if _needs_library(identity) else None, consent_by)
     result = redraw_panel(renderer(model), comic_dir, panel, [m.identity for m in cast], seed)
-    say(f"panel {panel} drawn again with seed {result.panels[panel - 1].seed}; wrote {result.folder.page_png}")
+    say(f"panel {panel} drawn again with seed {result.panels[panel - 1].seed}; wrote {result.folder.pages_dir}")
+
+
+@friendly_errors
+def letter(
+    comic_dir: Annotated[Path, typer.Argument(help="A folder `storyface comic` wrote (edit captions and dialogue in its comic.json).")],
+    layout: Annotated[Optional[str], typer.Option(help="Change the page layout: grid, dynamic or webtoon.")] = None,
+    page: Annotated[Optional[str], typer.Option("--page", help="Change the page size: us-comic, a4, square or phone.")] = None,
+    rtl: Annotated[Optional[bool], typer.Option("--rtl/--ltr", help="Change the reading order.")] = None,
+    lettering: Annotated[Optional[bool], typer.Option("--lettering/--no-lettering", help="Turn balloons and boxes on or off.")] = None,
+) -> None:
+    """Letter a comic again from its records (after editing text): no model, the art stays as it is."""
+    from ..api import BookSettings, ComicFolder, ContentPolicy, reletter
+
+    record = ComicFolder(comic_dir).read()
+    changes = {k: v for k, v in {"layout": layout, "preset": page, "rtl": rtl, "lettering": lettering}.items() if v is not None}
+    settings = BookSettings.of(**{**record.book, **changes})
+    book, files = reletter(comic_dir, ContentPolicy.from_env(), settings)
+    say(f"lettered {len(book.pages)} page(s) again; wrote {len(files)} file(s) in {comic_dir}")
 
 
 @friendly_errors

@@ -23,6 +23,7 @@ from ..comic_folder import ComicFolder, ComicRecord
 from ..errors import InputError
 from ..faces import FaceEncoder
 from ..files import write_atomic
+from ..render.regions import plan_from_dict
 from .likeness import ClipScorer, PanelScore, ReferenceSource, as_encoder, references_from, score_panel
 
 if TYPE_CHECKING:
@@ -136,7 +137,8 @@ def evaluate_comic(
     panels = []
     for number, panel in enumerate(record.panels, start=1):
         image = folder.panel_image(number)
-        score = score_panel(image, vectors, panel.characters, encoder, clip=clip, text=panel.sentence)
+        plan = plan_from_dict(panel.regions) if len(panel.regions) >= 2 else None  # where each person should stand
+        score = score_panel(image, vectors, panel.characters, encoder, clip=clip, text=panel.sentence, plan=plan)
         panels.append(PanelEval(number, folder.panel_png(number), panel.sentence, score))
     log.info("scored %d panels of %s with %s", len(panels), folder, encoder.name)
     return ComicEval(

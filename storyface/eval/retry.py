@@ -112,6 +112,8 @@ def render_with_retries(
     rng_seed: int = 0,
     callback: Callable[[int, int], None] | None = None,
     policy: ContentPolicy | None = None,
+    sizes: Sequence[tuple[int, int] | None] | None = None,
+    regions: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> tuple[list[PanelImage], list[PanelAttempts]]:
     """Render every panel, then re-render the weak ones with new seeds; return kept images + records.
 
@@ -124,7 +126,7 @@ def render_with_retries(
     n = len(prompts)
     negatives = [negative_prompts] * n if isinstance(negative_prompts, str) else list(negative_prompts)
     # 1. the first pass, batched like a normal render
-    images = renderer.render(prompts, negatives, seeds, config, callback, policy=policy)
+    images = renderer.render(prompts, negatives, seeds, config, callback, policy=policy, sizes=sizes, regions=regions)
     panels = [PanelAttempts(i, min_likeness, [Attempt(im.seed, scorer(i, im))], 0, im) for i, im in enumerate(images)]
     # 2. retry rounds: all panels still below the bar, in one batch per round
     rng = random.Random(rng_seed)
@@ -136,7 +138,8 @@ def render_with_retries(
         new_seeds = [fresh_seed(rng, p.seeds) for p in weak]
         redo = renderer.render(
             [prompts[p.index] for p in weak], [negatives[p.index] for p in weak], new_seeds, config, callback,
-            policy=policy,
+            policy=policy, sizes=[sizes[p.index] for p in weak] if sizes else None,
+            regions=[regions[p.index] for p in weak] if regions else None,
         )
         for panel, image in zip(weak, redo, strict=True):
             image = dataclasses.replace(image, index=panel.index)

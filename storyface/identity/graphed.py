@@ -43,7 +43,7 @@ class GraphedStep:
 
 
 @torch.no_grad()
-def _restore(params: list[torch.Tensor], saved: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
+def restore(params: list[torch.Tensor], saved: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
     """Put parameters back in place (a graph holds these very tensors) and zero AdamW's moments."""
     for p, s in zip(params, saved):
         p.copy_(s)
@@ -73,7 +73,7 @@ def warm_up(
     else:
         for _ in range(steps):
             step()
-    _restore(params, saved, optimizer)
+    restore(params, saved, optimizer)
     generator.set_state(gen_state)
 
 

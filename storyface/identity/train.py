@@ -6,7 +6,8 @@ step (eager, or captured as one CUDA graph) and the identities. :func:`train_ide
 over it, top to bottom; the graph path, the benchmarks and the tests use the same object. Each step
 draws a view, a timestep and a prompt template per subject, encodes the prompt with the MLP's rows in
 place, and takes one AdamW step on the masked two-phase loss. Several subjects train together as one
-UNet batch, each with its own MLPs.
+UNet batch, each with its own MLPs. Inside the step the UNet's transformer blocks can run compiled
+(faster kernels) and checkpointed (less memory for several people); see :mod:`.unet_modes`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,11 +31,12 @@ from ..names import identity_token
 from ..models import LoadedModel
 from .augment import augment_bank
 from .conditioning import add_time_ids, encode_prompts, token_ids, tokenize, unet_kwargs
-from .graphed import can_graph, capture_step
+from .graphed import can_graph, capture_step, restore
 from .loss import eps_and_x0, loss_weights, two_phase_loss
 from .prior import TOKENS, IdentityPrior, celeb_names, celeb_stats
 from .templates import TEMPLATES
 from .tokens import Identity, load_identities
+from .unet_modes import BLOCK_TYPES, ensure_compile_cache, unet_modes, wants_checkpoint, wants_compile
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,9 @@ class TrainConfig(BaseModel):
     templates: tuple[str, ...] = TEMPLATES
     probe_samples: int = Field(4, ge=1, le=64)
     graph: bool | None = None  # replay the step as one CUDA graph; None: whenever the device is CUDA
+    compile: bool | None = None  # torch.compile the UNet's transformer blocks in the step; None: on CUDA
+    checkpoint: bool | None = None  # recompute those blocks in the backward (memory for time); None: on
+    #                                 CUDA when several people train together
 
     def resolved(self, model: LoadedModel) -> TrainConfig:
         defaults = FAMILY_DEFAULTS[model.family]
@@ -142,6 +148,9 @@ class TrainingRun:
     def __init__(self, model: LoadedModel, subjects: list[Subject], config: TrainConfig = TrainConfig()) -> None:
         self.model, self.subjects = model, list(subjects)
         self.cfg = cfg = config.resolved(model)
+        self.compile = wants_compile(cfg.compile, model.device)
+        self.checkpoint = wants_checkpoint(cfg.checkpoint, len(self.subjects), model.device)
+        self.block_types: tuple[str, ...] = BLOCK_TYPES  # which blocks compile/checkpoint acts on
         names = celeb_names()
         stats = {slot.key: celeb_stats(slot, names) for slot in model.encoders}
         self.priors: list[IdentityPrior] = []
@@ -203,11 +212,24 @@ class TrainingRun:
             batch.scaling_factor,
         )  # fmt: skip
 
+    def modes(self, compile: bool | None = None, checkpoint: bool | None = None) -> AbstractContextManager[None]:
+        """The UNet as this run's step runs it (compiled and/or checkpointed blocks), put back on exit."""
+        return unet_modes(
+            self.model.pipe.unet,
+            compile=self.compile if compile is None else compile,
+            checkpoint=self.checkpoint if checkpoint is None else checkpoint,
+            types=self.block_types,
+        )
+
     @torch.no_grad()
     def probe(self) -> float:
-        """Mean loss on a fixed set of draws: comparable before and after training, unlike step losses."""
+        """Mean loss on a fixed set of draws: comparable before and after training, unlike step losses.
+
+        Plain blocks: a few no-grad forwards are not worth a compile of their own.
+        """
         gen = torch.Generator(self.model.device).manual_seed(PROBE_SEED)
-        return float(torch.stack([self.loss(gen) for _ in range(self.cfg.probe_samples)]).mean())
+        with self.modes(compile=False, checkpoint=False):
+            return float(torch.stack([self.loss(gen) for _ in range(self.cfg.probe_samples)]).mean())
 
     def eager_step(self, capturable: bool = False) -> tuple[Step, torch.optim.Optimizer, torch.Generator]:
         """The plain step and what a graph capture needs of it: (step, optimizer, generator)."""
@@ -228,22 +250,50 @@ class TrainingRun:
         return step, opt, gen
 
     def step_fn(self) -> Step:
-        """One AdamW step on the summed loss; captured as one CUDA graph on CUDA (config ``graph``)."""
+        """One AdamW step on the summed loss, with the UNet in this run's modes.
+
+        On CUDA (config ``graph``) the step is captured as one CUDA graph after a warm-up step, which
+        also compiles the blocks when ``compile`` is on; replays then run with no Python at all. If
+        compiling or capturing fails and the setting was left to its default, the step falls back
+        (compile off, then eager), slower but still right.
+        """
         cfg = self.cfg
         use_graph = can_graph(self.model.device) if cfg.graph is None else cfg.graph
         if use_graph and not can_graph(self.model.device):
             raise StoryFaceError(f"graph=True needs a CUDA device, but the model is on {self.model.device}; leave graph unset")
         step, opt, gen = self.eager_step(capturable=use_graph)
+        if self.compile:
+            ensure_compile_cache()
+        log.info("training step: graph %s, compiled blocks %s, checkpointed blocks %s", use_graph, self.compile, self.checkpoint)
         if not use_graph:
-            return step
-        try:
-            return capture_step(step, self.parameters, opt, gen)
-        except RuntimeError as exc:  # an op that cannot be captured: slower, still right
-            if cfg.graph:
-                raise
-            log.warning("CUDA graph capture failed, training eagerly: %s", exc)
-            gen.manual_seed(cfg.seed)
-            return step
+            return self._in_modes(step)
+        params = self.parameters
+        start = [p.detach().clone() for p in params]
+        tries = [self.compile, False] if self.compile and cfg.compile is None else [self.compile]
+        for i, compile in enumerate(tries):
+            try:
+                with self.modes(compile=compile):
+                    return capture_step(step, params, opt, gen)
+            except RuntimeError as exc:  # an op that cannot be captured or compiled: slower, still right
+                restore(params, start, opt)
+                gen.manual_seed(cfg.seed)
+                if i + 1 < len(tries):
+                    log.warning("compiling the training step failed, capturing it uncompiled: %s", exc)
+                    self.compile = False
+                    continue
+                if cfg.graph:
+                    raise
+                log.warning("CUDA graph capture failed, training eagerly: %s", exc)
+        return self._in_modes(step)
+
+    def _in_modes(self, step: Step) -> Step:
+        """The eager step with the UNet in this run's modes for each call (cheap attribute writes)."""
+
+        def run() -> torch.Tensor:
+            with self.modes():
+                return step()
+
+        return run
 
     @torch.no_grad()
     def identities(self, extra: dict[str, str] | None = None) -> list[Identity]:

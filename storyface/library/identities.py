@@ -33,13 +33,13 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
-from ..errors import IdentityFileError, InputError
+from ..errors import InputError
 from ..files import TMP_PREFIX, copy_atomic, write_atomic
 from ..identity.tokens import Identity, load_identity, save_identity
-from ..limits import MAX_IMPORT_BYTES, MAX_IMPORT_TOKENS
 from ..names import name_key, normalize_name
 from ..safety.consent import Consent, require_consent
 from . import recovery
+from .checks import check_import, clean_appearance, read_identity_file
 from .records import IdentityRecord
 from .store import (
     DB_NAME,
@@ -61,8 +61,6 @@ from .store import (
 log = logging.getLogger(__name__)
 
 THUMB_SIDE = 128  # px, square; enough for a gallery tile
-# Widths of the real base models' text encoders. Tiny test models differ, hence ``expect_dims``.
-FAMILY_DIMS: dict[str, dict[str, int]] = {"sdxl": {"clip_l": 768, "clip_g": 1280}, "sd2": {"emb_params": 1024}}
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS identities (
@@ -77,7 +75,8 @@ SCHEMA = (
         consent_by TEXT,
         consent_at TEXT,
         tiny INTEGER NOT NULL DEFAULT 0,
-        dir TEXT NOT NULL
+        dir TEXT NOT NULL,
+        appearance TEXT  -- notes added to every prompt the person appears in ("short grey hair, navy uniform")
     )""",
 )
 
@@ -101,23 +100,6 @@ def encode_images(headshot: Image.Image | None) -> dict[str, bytes]:
         image.save(buf, format="PNG")
         out[filename] = buf.getvalue()
     return out
-
-
-def check_import(identity: Identity, expect_family: str | None, expect_dims: dict[str, int] | None) -> None:
-    """Refuse an identity that cannot work with the models the caller will use it on."""
-    if expect_family is not None and identity.family != expect_family:
-        raise IdentityFileError(
-            f"{identity.name!r} holds {identity.family.upper()} embeddings, but {expect_family.upper()} ones are expected"
-        )
-    want = expect_dims if expect_dims is not None else (None if identity.is_tiny else FAMILY_DIMS.get(identity.family))
-    if want is not None and identity.dims() != dict(want):
-        raise IdentityFileError(
-            f"{identity.name!r} has embedding widths {identity.dims()}, expected {dict(want)}; "
-            "it was made for a different base model"
-        )
-    rows = next(iter(identity.embeddings.values())).shape[0]
-    if rows > MAX_IMPORT_TOKENS:
-        raise IdentityFileError(f"{identity.name!r} has {rows} vectors per encoder; at most {MAX_IMPORT_TOKENS} are supported")
 
 
 def record_json(row: dict[str, Any]) -> bytes:
@@ -154,6 +136,8 @@ class IdentityLibrary:
             with transaction(self.db_path) as con:
                 for statement in SCHEMA:
                     con.execute(statement)
+                if "appearance" not in {row["name"] for row in con.execute("PRAGMA table_info(identities)")}:
+                    con.execute("ALTER TABLE identities ADD COLUMN appearance TEXT")  # a library made before notes
                 self.notes = recovery.recover(con, self.identities_dir, self._insert)
 
     def __repr__(self) -> str:
@@ -221,6 +205,7 @@ class IdentityLibrary:
             "photo_sha256": photo_sha256 or meta.get("photo_sha256"),
             "created_at": now_iso(), "consent_by": consent.by, "consent_at": consent.at,
             "tiny": int(identity.is_tiny), "dir": f"{IDENTITIES_DIR}/{ident_id}",
+            "appearance": clean_appearance(meta.get("appearance")),
         }  # fmt: skip
         files = {**encode_images(headshot), RECORD_FILE: record_json(row)}
         final = self.identities_dir / ident_id
@@ -256,6 +241,21 @@ class IdentityLibrary:
             write_atomic(record.dir / RECORD_FILE, record_json(dict(row)))
         log.info("renamed identity %r -> %r", record.name, new_name)
         return dataclasses.replace(record, name=new_name)
+
+    def set_appearance(self, name: str, notes: str | None) -> IdentityRecord:
+        """Set (or clear, with None or "") the appearance notes; kept in the row, the record and the file."""
+        notes = clean_appearance(notes)
+        self._check_writable()
+        with transaction(self.db_path) as con:
+            record = self._get(con, name)
+            con.execute("UPDATE identities SET appearance = ? WHERE id = ?", (notes, record.id))
+            identity = load_identity(record.embedding_path, name=record.name)
+            meta = {k: v for k, v in identity.metadata.items() if k != "appearance"}
+            save_identity(dataclasses.replace(identity, metadata={**meta, **({"appearance": notes} if notes else {})}),
+                          record.embedding_path)  # fmt: skip
+            row = con.execute("SELECT * FROM identities WHERE id = ?", (record.id,)).fetchone()
+            write_atomic(record.dir / RECORD_FILE, record_json(dict(row)))
+        return dataclasses.replace(record, appearance=notes)
 
     def delete(self, name: str) -> IdentityRecord:
         """Mark the folder, remove the row, then the files: a crash leaves a marked folder (removed on
@@ -387,27 +387,3 @@ class IdentityLibrary:
     def _check_writable(self) -> None:
         if self.readonly:
             raise LibraryError("this library was opened read-only; open it without readonly=True to change it")
-
-
-def read_identity_file(path: str | os.PathLike, name: str | None = None) -> Identity:
-    """An identity file a person hands us, checked like every door's input before it is used.
-
-    Only ``.safetensors`` (pickles can run code), at most a few MB, a valid name.
-    """
-    path = Path(path).expanduser()
-    if path.suffix.lower() != ".safetensors":
-        raise IdentityFileError(
-            f"{path.name}: only .safetensors identity files can be used; "
-            ".pt/.bin/.ckpt files are Python pickles, which can run code when opened"
-        )
-    try:
-        if not path.is_file():
-            raise IdentityFileError(f"{path}: no such file")
-        size = path.stat().st_size
-    except OSError as exc:
-        raise IdentityFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if size > MAX_IMPORT_BYTES:
-        raise IdentityFileError(f"{path.name} is {size:,} bytes; an identity file is a few KB")
-    identity = load_identity(path)
-    return dataclasses.replace(identity, name=normalize_name(name if name is not None else identity.name))
-

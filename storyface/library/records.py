@@ -26,6 +26,7 @@ class IdentityRecord:
     consent_at: str | None
     tiny: bool
     dir: Path
+    appearance: str | None = None  # notes added to every prompt the person appears in
 
     @property
     def token(self) -> str:

@@ -133,4 +133,5 @@ def row_from_folder(folder: Path, parent: str) -> dict[str, Any]:
         "consent_by": normalize_name(consent_by, "consent") if consent_by else None,
         "consent_at": saved.get("consent_at") if consent_by else None,
         "tiny": int(bool(saved.get("tiny"))), "dir": f"{parent}/{folder.name}",
+        "appearance": saved.get("appearance") or identity.metadata.get("appearance"),
     }  # fmt: skip

@@ -12,16 +12,24 @@ import dataclasses
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import InputError, StoryFaceError
-from ..limits import MAX_SEED
+from ..errors import InputError
 from ..safety.policy import ContentPolicyError
+from .panel import (  # noqa: F401  (re-exported: the render stage's public names)
+    SCHEDULER_OVERRIDES,
+    SCHEDULERS,
+    PanelImage,
+    Progress,
+    RenderCancelled,
+    RenderConfig,
+    _check_scheduler,
+    _normalise_inputs,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -29,152 +37,9 @@ if TYPE_CHECKING:
     from ..identity.tokens import Identity
     from ..models import LoadedModel
     from ..safety import ContentPolicy
+    from .regions import Region
 
 log = logging.getLogger(__name__)
-
-# name -> diffusers class name; imported lazily so importing this module stays cheap
-SCHEDULERS: dict[str, str] = {
-    "euler": "EulerDiscreteScheduler",
-    "euler_a": "EulerAncestralDiscreteScheduler",
-    "dpmpp_2m": "DPMSolverMultistepScheduler",
-    "ddim": "DDIMScheduler",
-    "euler_trailing": "EulerDiscreteScheduler",  # SDXL-Lightning
-    "ddim_trailing": "DDIMScheduler",  # Hyper-SD n-step LoRAs
-    "lcm": "LCMScheduler",  # LCM-LoRA
-    "tcd": "TCDScheduler",  # TCD-LoRA, Hyper-SD 1-step
-}
-# name -> settings over the model's own scheduler config. Few-step distilled models were trained on the
-# last timestep of each interval ("trailing"); the default "leading" spacing never starts from pure noise.
-# DDIM's clip_sample/set_alpha_to_one defaults are for pixel-space models, wrong for SDXL latents.
-SCHEDULER_OVERRIDES: dict[str, dict[str, Any]] = {
-    "euler_trailing": {"timestep_spacing": "trailing"},
-    "ddim_trailing": {"timestep_spacing": "trailing", "clip_sample": False, "set_alpha_to_one": False},
-}
-
-Progress = Callable[[int, int], None]
-
-
-class RenderCancelled(StoryFaceError):
-    """The user stopped a render; ``panels`` holds the ones finished before the stop."""
-
-    def __init__(self, message: str, panels: list[PanelImage] | None = None) -> None:
-        super().__init__(message)
-        self.panels = panels or []
-
-
-def _check_scheduler(name: str) -> None:
-    if name not in SCHEDULERS:
-        raise InputError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}")
-
-
-def _check_seed(seed: object) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise InputError(f"seed {seed!r} must be a whole number from 0 to {MAX_SEED}")
-
-
-@dataclass(frozen=True)
-class RenderConfig:
-    """How to render; checked on construction so a bad option fails before any model work."""
-
-    steps: int = 30
-    guidance: float = 8.5  # StableIdentity's (and the seed's) for prompts with identities; CFG runs when > 1
-    width: int | None = None  # None -> the model's render_size
-    height: int | None = None
-    scheduler: str = "euler"
-    batch_size: int = 4
-    seed: int = 0  # panel i gets seed + i unless seeds are given
-    eta: float = 0.0  # DDIM/TCD stochasticity (TCD's gamma); the schedulers without it ignore it
-
-    def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise InputError(f"steps must be at least 1, got {self.steps}")
-        if self.guidance < 0:
-            raise InputError(f"guidance must be 0 or more, got {self.guidance}")
-        if not 0.0 <= self.eta <= 1.0:
-            raise InputError(f"eta must be from 0 to 1, got {self.eta}")
-        if self.batch_size < 1:
-            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
-        for side in ("width", "height"):
-            value = getattr(self, side)
-            if value is not None and (value < 8 or value % 8):
-                raise InputError(f"{side} must be a positive multiple of 8 (the VAE downscales by 8), got {value}")
-        _check_scheduler(self.scheduler)
-        _check_seed(self.seed)
-
-    def size_for(self, model: LoadedModel) -> tuple[int, int]:
-        """(width, height), falling back to the model's panel size."""
-        return self.width or model.render_size, self.height or model.render_size
-
-
-@dataclass
-class PanelImage:
-    """One rendered panel and everything needed to render it again."""
-
-    index: int
-    image: Image.Image
-    prompt: str
-    negative_prompt: str
-    seed: int
-    width: int
-    height: int
-    steps: int
-    guidance: float
-    scheduler: str
-    identities: list[dict[str, str]] = field(default_factory=list)  # {name, token, digest} in the prompt
-    model: str = ""
-    tiny: bool = False
-    blocked: bool = False  # the model's own safety checker flagged it; the image is black
-    eta: float = 0.0
-
-    def config(self) -> RenderConfig:
-        return RenderConfig(
-            steps=self.steps,
-            guidance=self.guidance,
-            width=self.width,
-            height=self.height,
-            scheduler=self.scheduler,
-            batch_size=1,
-            seed=self.seed,
-            eta=self.eta,
-        )
-
-    def record(self) -> dict[str, Any]:
-        """JSON-able provenance, e.g. for a sidecar file next to the page."""
-        return {
-            "index": self.index,
-            "prompt": self.prompt,
-            "negative_prompt": self.negative_prompt,
-            "seed": self.seed,
-            "width": self.width,
-            "height": self.height,
-            "steps": self.steps,
-            "guidance": self.guidance,
-            "scheduler": self.scheduler,
-            "eta": self.eta,
-            "identities": [dict(i) for i in self.identities],
-            "model": self.model,
-            "tiny": self.tiny,
-            "blocked": self.blocked,
-        }
-
-
-def _normalise_inputs(
-    prompts: Sequence[str], negative_prompts: Sequence[str] | str, seeds: Sequence[int] | None, base_seed: int
-) -> tuple[list[str], list[str], list[int]]:
-    """Check lengths and types; one negative prompt string applies to every panel."""
-    if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
-        raise InputError("prompts must be a list of strings, one per panel")
-    n = len(prompts)
-    negatives = [negative_prompts] * n if isinstance(negative_prompts, str) else list(negative_prompts)
-    if len(negatives) != n or not all(isinstance(p, str) for p in negatives):
-        raise InputError(f"got {len(negatives)} negative prompts for {n} panels; give one string or one per panel")
-    seeds = [base_seed + i for i in range(n)] if seeds is None else list(seeds)
-    if len(seeds) != n:
-        raise InputError(f"got {len(seeds)} seeds for {n} panels; give one per panel or none")
-    for seed in seeds:
-        _check_seed(seed)
-    return list(prompts), negatives, seeds
-
 
 class Renderer:
     """Renders panels with one loaded pipeline; safe to share between threads (calls serialise)."""
@@ -190,6 +55,7 @@ class Renderer:
         self._scheduler_config = dict(model.pipe.scheduler.config)  # the model's own, never mutated
         self._schedulers: dict[str, Any] = {}
         self._identities: dict[str, tuple[str, str]] = {}  # token -> (name, digest)
+        self._regional: Any = None  # the regional-attention controller, installed on first need
 
     # ------------------------------------------------------------------ identities
 
@@ -202,6 +68,17 @@ class Renderer:
             for identity, token in zip(identities, tokens):
                 self._identities[token] = (identity.name, identity.digest())
         return {identity.name: token for identity, token in zip(identities, tokens)}
+
+    def use_loras(self, specs: Sequence[Any], permanent: bool = False) -> list[Any]:
+        """Fuse LoRAs (distillation or style) into the model, replacing the ones fused before; an empty
+        list goes back to the base weights. Under the renderer's lock, so no render sees half a change."""
+        from .adapters import apply_loras, remove_loras
+
+        with self._lock:
+            if not specs:
+                remove_loras(self.model)
+                return []
+            return apply_loras(self.model, specs, permanent=permanent)
 
     def _identities_in(self, prompt: str) -> list[dict[str, str]]:
         return [
@@ -221,34 +98,39 @@ class Renderer:
         callback: Progress | None = None,
         cancel: threading.Event | None = None,
         policy: ContentPolicy | None = None,
+        sizes: Sequence[tuple[int, int] | None] | None = None,
+        regions: Sequence[Mapping[str, Region] | None] | None = None,
     ) -> list[PanelImage]:
-        """Render panels in story order, ``config.batch_size`` at a time.
+        """Render panels (returned in story order), ``config.batch_size`` at a time.
 
-        ``callback(done, total)`` counts denoising steps over all panels (panel-steps);
-        setting ``cancel`` stops within one step and raises :class:`RenderCancelled`. Every prompt
-        passes ``policy`` (the renderer's own when not given) before anything is drawn.
+        ``sizes[i]`` (width, height) renders panel i at its own size (default: the config's); panels
+        that share a size share batches. ``regions[i]`` (trigger token -> Region) keeps each person of
+        a panel with two or more identities in their region (see :mod:`storyface.render.attention`).
+        ``callback(done, total)`` counts denoising steps over all panels (panel-steps); setting
+        ``cancel`` stops within one step and raises :class:`RenderCancelled`. Every prompt passes
+        ``policy`` (the renderer's own when not given) before anything is drawn.
         """
         prompts, negatives, seeds = _normalise_inputs(prompts, negative_prompts, seeds, config.seed)
+        sizes = _per_panel(sizes, len(prompts), "sizes", config.size_for(self.model))
+        plans = _per_panel(regions, len(prompts), "regions", None)
         self._check_policy(prompts, negatives, policy or self.policy)
         total = len(prompts) * config.steps
-        panels: list[PanelImage] = []
+        done: dict[int, PanelImage] = {}
         with self._lock, torch.inference_mode(), self._using_scheduler(config.scheduler):
-            for start in range(0, len(prompts), config.batch_size):
-                batch = slice(start, start + config.batch_size)
+            for batch in _batches(sizes, config.batch_size):
                 if cancel is not None and cancel.is_set():
-                    raise RenderCancelled(f"render stopped after {len(panels)} of {len(prompts)} panels", panels)
-                on_step = self._step_callback(
-                    start * config.steps, len(prompts[batch]), config.steps, total, callback, cancel, panels
-                )
-                images, flagged = self._render_batch(prompts[batch], negatives[batch], seeds[batch], config, on_step)
-                panels += [
-                    self._panel(start + i, image, prompts[start + i], negatives[start + i], seeds[start + i], config)
-                    for i, image in enumerate(images)
-                ]
-                for i in (i for i, hit in enumerate(flagged) if hit):
-                    panels[start + i] = _blocked(panels[start + i])
-                log.info("rendered panels %d-%d of %d", start + 1, start + len(images), len(prompts))
-        return panels
+                    raise RenderCancelled(f"render stopped after {len(done)} of {len(prompts)} panels", _ordered(done))
+                on_step = self._step_callback(len(done) * config.steps, len(batch), config.steps, total, callback,
+                                              cancel, _ordered(done))  # fmt: skip
+                images, flagged = self._render_batch(
+                    [prompts[i] for i in batch], [negatives[i] for i in batch], [seeds[i] for i in batch], config,
+                    on_step, sizes[batch[0]], [plans[i] for i in batch],
+                )  # fmt: skip
+                for i, image, hit in zip(batch, images, flagged):
+                    panel = self._panel(i, image, prompts[i], negatives[i], seeds[i], config, sizes[i])
+                    done[i] = _blocked(panel) if hit else panel
+                log.info("rendered panels %s of %d at %dx%d", [i + 1 for i in batch], len(prompts), *sizes[batch[0]])
+        return _ordered(done)
 
     def _check_policy(self, prompts: Sequence[str], negatives: Sequence[str], policy: ContentPolicy) -> None:
         """Every prompt passes the content policy here, so no caller can skip it: one that shows a loaded
@@ -260,10 +142,15 @@ class Renderer:
             except ContentPolicyError as exc:
                 raise ContentPolicyError(f"panel {number}: {exc}") from None
 
-    def rerender(self, panel: PanelImage, seed: int | None = None, policy: ContentPolicy | None = None) -> PanelImage:
+    def rerender(
+        self, panel: PanelImage, seed: int | None = None, policy: ContentPolicy | None = None,
+        regions: Mapping[str, Region] | None = None,
+    ) -> PanelImage:
         """Render one panel again with its own settings; ``seed=None`` draws a fresh seed (recorded)."""
         seed = random.SystemRandom().randrange(2**31) if seed is None else seed
-        [new] = self.render([panel.prompt], [panel.negative_prompt], [seed], panel.config(), policy=policy)
+        [new] = self.render(
+            [panel.prompt], [panel.negative_prompt], [seed], panel.config(), policy=policy, regions=[regions]
+        )
         return dataclasses.replace(new, index=panel.index)
 
     # ------------------------------------------------------------------ helpers
@@ -296,28 +183,49 @@ class Renderer:
         return [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
 
     def _render_batch(
-        self, prompts: list[str], negatives: list[str], seeds: list[int], config: RenderConfig, on_step: Callable
+        self, prompts: list[str], negatives: list[str], seeds: list[int], config: RenderConfig, on_step: Callable,
+        size: tuple[int, int], plans: list[Mapping[str, Region] | None],
     ) -> tuple[list[Image.Image], list[bool]]:
         """The batch's images and, per image, whether the pipeline's safety checker (SD 2.x/1.x) flagged it."""
-        width, height = config.size_for(self.model)
+        width, height = size
         kwargs: dict[str, Any] = {}
         if self.model.family == "sdxl":  # micro-conditioning: "a full, uncropped image of this size"
             kwargs.update(original_size=(height, width), target_size=(height, width))
-        result = self.model.pipe(
-            prompt=prompts,
-            negative_prompt=negatives,
-            num_inference_steps=config.steps,
-            guidance_scale=config.guidance,
-            eta=config.eta,
-            width=width,
-            height=height,
-            generator=self._generators(seeds),
-            output_type="pil",
-            callback_on_step_end=on_step,
-            **kwargs,
-        )
+        with self._regions(prompts, negatives, plans, size):
+            result = self.model.pipe(
+                prompt=prompts,
+                negative_prompt=negatives,
+                num_inference_steps=config.steps,
+                guidance_scale=config.guidance,
+                eta=config.eta,
+                width=width,
+                height=height,
+                generator=self._generators(seeds),
+                output_type="pil",
+                callback_on_step_end=on_step,
+                **kwargs,
+            )
         flagged = getattr(result, "nsfw_content_detected", None) or [False] * len(result.images)
         return list(result.images), [bool(f) for f in flagged]
+
+    @contextmanager
+    def _regions(
+        self, prompts: list[str], negatives: list[str], plans: list[Mapping[str, Region] | None], size: tuple[int, int]
+    ) -> Iterator[None]:
+        """Region masks for the panels of this batch that show two or more people (the processor is put
+        on the UNet the first time one is needed; a batch without any runs the stock attention)."""
+        from .attention import MIN_IDENTITIES, RegionalAttention, panel_masks
+
+        wanted = [p if p is not None and len(p) >= MIN_IDENTITIES else None for p in plans]
+        if not any(wanted):
+            yield
+            return
+        unet = self.model.pipe.unet
+        if self._regional is None or not RegionalAttention.installed_on(unet):
+            self._regional = RegionalAttention.install(unet)
+        masks = panel_masks(self.model.pipe, prompts, negatives, wanted)
+        with self._regional.active(masks, latent_hw=(size[1] // 8, size[0] // 8)):
+            yield
 
     @staticmethod
     def _step_callback(
@@ -341,25 +249,34 @@ class Renderer:
         return on_step
 
     def _panel(
-        self, index: int, image: Image.Image, prompt: str, negative: str, seed: int, config: RenderConfig
+        self, index: int, image: Image.Image, prompt: str, negative: str, seed: int, config: RenderConfig,
+        size: tuple[int, int],
     ) -> PanelImage:
-        width, height = config.size_for(self.model)
         return PanelImage(
-            index=index,
-            image=image,
-            prompt=prompt,
-            negative_prompt=negative,
-            seed=seed,
-            width=width,
-            height=height,
-            steps=config.steps,
-            guidance=config.guidance,
-            scheduler=config.scheduler,
-            eta=config.eta,
-            identities=self._identities_in(prompt),
-            model=self.model.source,
-            tiny=self.model.is_tiny,
-        )
+            index=index, image=image, prompt=prompt, negative_prompt=negative, seed=seed, width=size[0],
+            height=size[1], steps=config.steps, guidance=config.guidance, scheduler=config.scheduler,
+            identities=self._identities_in(prompt), model=self.model.source, tiny=self.model.is_tiny, eta=config.eta,
+        )  # fmt: skip
+
+
+def _per_panel(values: Sequence | None, n: int, what: str, default: Any) -> list:
+    if values is None:
+        return [default] * n
+    if len(values) != n:
+        raise InputError(f"got {len(values)} {what} for {n} panels; give one per panel")
+    return [default if v is None else v for v in values]
+
+
+def _batches(sizes: Sequence[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Panel indices grouped by size (in order of first appearance), each group cut into batches."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, size in enumerate(sizes):
+        groups.setdefault(tuple(size), []).append(i)
+    return [group[k : k + batch_size] for group in groups.values() for k in range(0, len(group), batch_size)]
+
+
+def _ordered(done: Mapping[int, PanelImage]) -> list[PanelImage]:
+    return [done[i] for i in sorted(done)]
 
 
 def _blocked(panel: PanelImage) -> PanelImage:

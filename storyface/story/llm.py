@@ -2,8 +2,13 @@
 endpoint, OpenRouter, Ollama, vLLM, llama.cpp server).
 
 The model only proposes panels; everything it says is checked here like user input (names against the
-cast, panel count, JSON shape). One bad answer is retried once, then :class:`LLMError` says why.
-The API key travels only in the Authorization header and is scrubbed from every message we make.
+cast, panel count, JSON shape, every text field grounded in the story). One bad answer is retried once,
+then :class:`LLMError` says why. The API key travels only in the Authorization header and is scrubbed
+from every message we make.
+
+The request asks for structured output built from the answer's pydantic model (``response_format`` of
+type ``json_schema``, strict); a server that refuses it (HTTP 400) is asked again with ``json_object``,
+then with no ``response_format`` at all. Those refusals are not counted as bad answers.
 """
 
 from __future__ import annotations
@@ -21,24 +26,36 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from ..errors import InputError, StoryError
 from ..limits import MAX_PANELS
 from ..names import tidy
-from ..safety.grounding import added_text
-from .offline import canonical_names, find_cast
+from .answer import Answer, check_panels, structured_schema
 from .schema import Panel, PanelScript, cap_panels, check_story, clean_cast, missing_cast_warning
 
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 2  # the first answer and one retry
+MAX_REPLY_BYTES = 2_000_000  # a 24-panel script is a few KB; a reply this big is not one (and costs memory)
+FORMATS = ("json_schema", "json_object", None)  # what to ask for, best first; an HTTP 400 steps down
+SCHEMA_NAME = "comic_panel_script"
 
 SYSTEM_PROMPT = """You turn a short story into the script of a comic. Reply with JSON only, in this shape:
-{"panels": [{"sentence": "...", "characters": ["Full Name", "..."]}]}
+{"panels": [{"sentence": "...", "characters": ["Full Name"], "caption": "..." or null, \
+"dialogue": [{"speaker": "Full Name", "text": "...", "kind": "speech"}]}]}
 Rules:
 1. One panel per action or moment, in story order, at most %(max_panels)d panels.
-2. Each sentence is short and self-contained: it describes what the panel shows without needing the others.
+2. "sentence" is what the panel shows, short and self-contained, without needing the others. Never put \
+quoted speech in it: say who speaks to whom instead ("Eileen Collins speaks to Grace Hopper.").
 3. Write each person's full name exactly as in the cast list. Never refer to them with pronouns \
 (he, she, they, him, her, them, his, their) or with a first or last name alone.
 4. Name only people in the cast: %(cast)s. Anyone else appears only as a plain description ("a cashier").
-5. "characters" lists the cast members named in that sentence, in the order they appear.
-6. Do not add events, people or details the story does not contain."""
+5. "characters" lists the cast members named in that sentence, in the order they appear; [] for a panel \
+that shows none of them (a place, the weather, a crowd).
+6. "caption" is the story's own sentence for that moment, copied word for word, without the quoted speech \
+that goes into "dialogue"; null when nothing is left.
+7. "dialogue" holds the quoted speech of that moment: "speaker" is the full cast name of who says it, \
+"text" the words inside the quotation marks, copied exactly, "kind" is "thought" for a thought, "whisper" \
+for a whisper, else "speech". Leave a line out when the story does not make clear which cast member \
+says it (it stays in the caption). Words in quotation marks that nobody says (titles, \
+so-called "words") are not dialogue.
+8. Do not add events, people, words or details the story does not contain."""
 
 
 class LLMError(StoryError):
@@ -90,15 +107,6 @@ class _BadAnswer(Exception):
         self.status = status
 
 
-class _AnswerPanel(BaseModel):
-    sentence: str = Field(min_length=1)
-    characters: list[str] = Field(default_factory=list)
-
-
-class _Answer(BaseModel):
-    panels: list[_AnswerPanel] = Field(min_length=1)
-
-
 def _scrub(text: str, key: str) -> str:
     return text.replace(key, "***") if key else text
 
@@ -108,7 +116,7 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _request_body(story: str, cast: list[str], settings: LLMSettings, json_mode: bool) -> dict:
+def _request_body(story: str, cast: list[str], settings: LLMSettings, answer_format: str | None) -> dict:
     system = SYSTEM_PROMPT % {"max_panels": MAX_PANELS, "cast": "; ".join(cast)}
     body = {
         "model": settings.model,
@@ -118,7 +126,10 @@ def _request_body(story: str, cast: list[str], settings: LLMSettings, json_mode:
             {"role": "user", "content": f"Cast: {'; '.join(cast)}\n\nStory:\n{story}"},
         ],
     }
-    if json_mode:  # some servers reject response_format with HTTP 400; the retry goes without it
+    if answer_format == "json_schema":
+        schema = {"name": SCHEMA_NAME, "schema": structured_schema(), "strict": True}
+        body["response_format"] = {"type": "json_schema", "json_schema": schema}
+    elif answer_format == "json_object":
         body["response_format"] = {"type": "json_object"}
     return body
 
@@ -137,6 +148,8 @@ def _post(client: httpx.Client, settings: LLMSettings, body: dict) -> str:
         failure = f"could not reach {url} ({type(exc).__name__}: {_scrub(str(exc), key)})"
     if failure:
         raise _BadAnswer(failure)
+    if len(response.content) > MAX_REPLY_BYTES:
+        raise _BadAnswer(f"the reply is {len(response.content):,} bytes; a panel script is a few KB")
     said = _short(_scrub(response.text, key))
     if response.status_code in (401, 403):
         raise LLMError(
@@ -147,6 +160,8 @@ def _post(client: httpx.Client, settings: LLMSettings, body: dict) -> str:
         raise _BadAnswer(f"HTTP {response.status_code}: {said}", response.status_code)
     try:
         content = response.json()["choices"][0]["message"]["content"]
+    except RecursionError:  # "[[[[...": json gives up on deep nesting with RecursionError, not ValueError
+        content = None
     except (ValueError, KeyError, IndexError, TypeError):
         content = None
     if not isinstance(content, str) or not content.strip():
@@ -154,16 +169,25 @@ def _post(client: httpx.Client, settings: LLMSettings, body: dict) -> str:
     return content
 
 
+def _loads(text: str) -> object:
+    """json.loads, with deep nesting (a RecursionError) reported as a bad answer like any broken JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        pass
+    raise _BadAnswer("the reply's JSON is nested too deeply to be a panel script")
+
+
 def _json_from(content: str) -> object:
     """The JSON in a reply, tolerating ```json fences and chatter around one object."""
     fenced = re.search(r"```(?:json)?\s*(.*?)```", content, re.DOTALL | re.IGNORECASE)
     text = (fenced.group(1) if fenced else content).strip()
     try:
-        return json.loads(text)
+        return _loads(text)
     except json.JSONDecodeError:
         start, end = text.find("{"), text.rfind("}")
         try:
-            return json.loads(text[start : end + 1]) if 0 <= start < end else json.loads(text)
+            return _loads(text[start : end + 1]) if 0 <= start < end else _loads(text)
         except json.JSONDecodeError as exc:
             raise _BadAnswer(f"the reply is not valid JSON ({exc.msg} at character {exc.pos})") from None
 
@@ -171,49 +195,41 @@ def _json_from(content: str) -> object:
 def _check_answer(content: str, cast: list[str], story: str = "") -> tuple[list[Panel], list[str]]:
     """Validate the model's panels against the cast and the story; raises _BadAnswer when nothing usable is left.
 
-    A panel that adds what the user did not write (a link, an instruction, mostly new words, a word the
-    content policy lists) is left out with a warning: see :func:`storyface.safety.grounding.added_text`.
+    Every text field (sentence, caption, each line) must be grounded in the story
+    (:func:`storyface.safety.grounding.grounding_problems`): a panel whose sentence is not is left out, a
+    caption or line that is not is dropped, each with a warning. See :func:`.answer.check_panels`.
     """
     obj = _json_from(content)
     try:
-        answer = _Answer.model_validate({"panels": obj} if isinstance(obj, list) else obj)
+        answer = Answer.model_validate({"panels": obj} if isinstance(obj, list) else obj)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise _BadAnswer(f"the JSON does not match the panel schema ({where}: {first['msg']})") from None
-    known = {name.casefold() for name in cast}
-    panels, warnings, invented = [], [], []
-    for item in answer.panels:
-        sentence = canonical_names(tidy(item.sentence), cast)
-        characters = find_cast(sentence, cast)
-        invented += [c.strip() for c in item.characters if c.strip().casefold() not in known]
-        added = added_text(sentence, story, cast) if story else None  # the cast only: item.characters is the LLM's word
-        if added:
-            warnings.append(f"left out the LLM's panel {sentence[:60]!r}: {added}")
-            log.warning("LLM panel dropped: %s", added)
-        elif characters:
-            panels.append(Panel(sentence=sentence, characters=characters))
-        else:
-            warnings.append(f"left out the LLM's panel {sentence[:60]!r}: it names no one in the cast")
-    if invented:
-        names = ", ".join(map(repr, dict.fromkeys(invented)))
-        warnings.insert(0, f"the LLM named people not in the cast, not drawn as anyone: {names}")
-    if not panels:
-        dropped = [w for w in warnings if "names no one" not in w and w.startswith("left out")]
+    except RecursionError:  # a deep structure that json could still read
+        raise _BadAnswer("the reply's JSON is nested too deeply to be a panel script") from None
+    panels, warnings = check_panels(answer.panels, cast, story)
+    if not any(p.characters for p in panels):
+        dropped = [w for w in warnings if w.startswith("left out")]
         raise _BadAnswer(dropped[0] if dropped else "no panel names anyone in the cast")
     return cap_panels(panels, warnings), warnings
 
 
 def _ask(client: httpx.Client, story: str, cast: list[str], settings: LLMSettings) -> tuple[list[Panel], list[str]]:
     reasons: list[str] = []
-    json_mode = True
-    for attempt in range(1, ATTEMPTS + 1):
+    formats = list(FORMATS)
+    attempt = 0
+    while attempt < ATTEMPTS:
         try:
-            content = _post(client, settings, _request_body(story, cast, settings, json_mode))
+            content = _post(client, settings, _request_body(story, cast, settings, formats[0]))
             return _check_answer(content, cast, story)
         except _BadAnswer as bad:
+            if bad.status == 400 and len(formats) > 1:  # the server refuses this response_format: step down
+                log.warning("LLM server refused response_format %s (%s); asking without it", formats[0], bad)
+                formats.pop(0)
+                continue
+            attempt += 1
             reasons.append(str(bad))
-            json_mode = json_mode and bad.status != 400
             log.warning("LLM attempt %d/%d unusable: %s", attempt, ATTEMPTS, bad)
     where = f"{settings.model} at {settings.base_url}"
     raise LLMError(f"the LLM ({where}) gave no usable answer: " + "; then ".join(reasons))

@@ -1,17 +1,23 @@
 """Panel sentence -> diffusion prompt: full names become identity tokens, styles are appended.
 
 Matching is on full names only (the story stage already spelled everyone in full), case-insensitive
-and word-bounded, longest name first, so "Tay Swift" never matches inside "Tay Swiftly".
+and word-bounded, longest name first, so "Tay Swift" never matches inside "Tay Swiftly" (word bounds
+per script: see :mod:`storyface.story.matching`).
+
+A scene panel (``characters == []``: "It was raining outside.") becomes a prompt without identities.
+A panel that should show people but shows no one with an identity, or names a cast member who has
+none, is an error: drawing a stranger in their place would be a silent lie.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import StoryError
-from ..names import POSSESSIVE, name_key, tidy
+from ..names import name_key, tidy
+from .matching import name_pattern
 from .schema import Panel
 from .styles import DEFAULT_NEGATIVE_PROMPT, style_suffix
 
@@ -29,18 +35,15 @@ class PanelPrompt:
     warnings: list[str] = field(default_factory=list)
 
 
-def _name_pattern(forms: Iterable[str]) -> re.Pattern:
-    alts = "|".join(r"\s+".join(map(re.escape, f.split())) for f in sorted(forms, key=len, reverse=True))
-    return re.compile(rf"(?<![\w'’-])(?P<name>{alts})(?P<poss>{POSSESSIVE})?(?![\w'’-])", re.IGNORECASE)
-
-
 def _substitute(
-    sentence: str, identity_tokens: Mapping[str, str], cast: Iterable[str]
+    sentence: str, identity_tokens: Mapping[str, str], cast: Iterable[str], appearance: Mapping[str, str] | None = None
 ) -> tuple[str, list[str], list[str]]:
     """Swap names (and tokens typed by hand) for tokens -> (text, characters, cast names lacking an identity).
 
     A name in the sentence matches the identity of the same person (:func:`storyface.names.name_key`),
-    whatever its case, spacing or punctuation.
+    whatever its case, spacing or punctuation. A person's ``appearance`` notes follow their first token
+    in parentheses ("<grace-hopper> (short grey hair, navy uniform) fixes a computer"), so clothes and
+    hair stay the same from panel to panel.
     """
     known = {name_key(n): (n, t) for n, t in identity_tokens.items()}
     typed = {t.casefold(): (n, t) for n, t in identity_tokens.items()}
@@ -55,14 +58,16 @@ def _substitute(
             missing.append(lacking.get(name_key(said), said))
             return m.group(0)
         name, token = found
+        notes = ""
         if name not in characters:
             characters.append(name)
-        return token + ("'" + m.group("poss")[1:] if m.group("poss") else "")
+            notes = f" ({appearance[name]})" if appearance and appearance.get(name) else ""
+        return token + ("'" + m.group("poss")[1:] if m.group("poss") else "") + notes
 
     if not known and not lacking:
         return sentence, [], []
     forms = [*identity_tokens, *identity_tokens.values(), *lacking.values()]
-    text = _name_pattern(forms).sub(swap, sentence)
+    text = name_pattern(forms).sub(swap, sentence)
     return text, characters, list(dict.fromkeys(missing))
 
 
@@ -74,19 +79,27 @@ def build_prompt(
     negative_prompt: str | None = None,
     count_tokens: Callable[[str], int] | None = None,
     cast: Iterable[str] | None = None,
+    characters: Sequence[str] | None = None,
+    appearance: Mapping[str, str] | None = None,
 ) -> PanelPrompt:
     """One panel's prompt; ``identity_tokens`` maps full name -> trigger token ("<taylor-swift>").
 
     ``cast`` (the panel script's names) lets a cast member without an identity fail loudly instead of
     being drawn as a stranger. ``count_tokens`` (e.g. :func:`token_counter`) enables the 77-token check.
+    ``characters`` is the panel's list: ``[]`` makes a scene panel, drawn without identities; a
+    non-empty list (or None, a bare sentence) needs at least one person with an identity in the sentence.
     """
     sentence = tidy(sentence)
-    text, characters, missing = _substitute(sentence, identity_tokens, cast or ())
+    text, shown, missing = _substitute(sentence, identity_tokens, cast or (), appearance)
     if missing:
         raise StoryError(f"no identity for {missing[0]!r}: train or import one (or remove them from the panel)")
-    if not characters:
+    scene = characters is not None and not list(characters)
+    if not shown and not scene:
         who = ", ".join(identity_tokens) or "nobody yet"
-        raise StoryError(f"the panel {sentence!r} names no one with an identity; the cast with identities: {who}")
+        wanted = f" (it should show {', '.join(characters)})" if characters else ""
+        raise StoryError(
+            f"the panel {sentence!r} names no one with an identity{wanted}; the cast with identities: {who}"
+        )
     text = text.rstrip().rstrip(".").rstrip()
     suffix = style_suffix(list(styles), free_style)
     prompt = f"{text}, {suffix}" if suffix else text
@@ -96,8 +109,8 @@ def build_prompt(
             f"prompt is {n} tokens; CLIP reads only the first {CLIP_MAX_TOKENS} — shorten the sentence or styles"
         )
     negative = DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt.strip()
-    tokens = [identity_tokens[name] for name in characters]
-    return PanelPrompt(prompt, negative, characters, tokens, warnings)
+    tokens = [identity_tokens[name] for name in shown]
+    return PanelPrompt(prompt, negative, shown, tokens, warnings)
 
 
 def build_prompts(
@@ -108,14 +121,21 @@ def build_prompts(
     negative_prompt: str | None = None,
     count_tokens: Callable[[str], int] | None = None,
     cast: Iterable[str] | None = None,
+    appearance: Mapping[str, str] | None = None,
 ) -> list[PanelPrompt]:
-    """Prompts for every panel; an error names the panel it comes from."""
+    """Prompts for every panel (a panel with no characters is a scene); an error names the panel it comes from.
+
+    ``appearance`` (full name -> notes) is added after each person's first mention in every panel.
+    """
     styles, cast = list(styles), list(cast or ())
     prompts = []
     for number, panel in enumerate(panels, 1):
         try:
             prompts.append(
-                build_prompt(panel.sentence, identity_tokens, styles, free_style, negative_prompt, count_tokens, cast)
+                build_prompt(
+                    panel.sentence, identity_tokens, styles, free_style, negative_prompt, count_tokens, cast,
+                    characters=panel.characters, appearance=appearance,
+                )
             )
         except StoryError as exc:
             raise type(exc)(f"panel {number}: {exc}") from None
