@@ -18,6 +18,12 @@ MAX_IMPORT_BYTES = 16 * 1024 * 1024  # an identity is a few KB; anything huge is
 MAX_IMPORT_TOKENS = 16  # vectors per encoder in an imported textual-inversion file
 MAX_META_CHARS = 2_000  # one metadata value of an identity file (a model path, a hash, a date)
 MAX_META_KEYS = 64
+MAX_META_KEY_CHARS = 100  # a metadata key ("base_model", "probe_loss_start"): a word, not a document
+# A word embedding's entries are well below 1 in every CLIP; a StableIdentity row is a celebrity-name mean
+# plus a LayerNorm output (|x| < sqrt(2 * width) ~ 64 at the very most) times a std below 1. 100 keeps
+# room for every honest or test row, and keeps squares finite even in float16 (100^2 < 65,504).
+MAX_EMBEDDING_ABS = 100.0
+MIN_ROW_NORM = 1e-4  # a row shorter than this is (nearly) all zeros: no word, and no direction to compare
 
 # -- text --------------------------------------------------------------------------------------------
 MAX_STORY_CHARS = 20_000  # about 3,000 words: far beyond a comic, cheap to reject early
@@ -25,6 +31,7 @@ MAX_PANELS = 24  # a long comic; more panels is almost surely a pasted document
 MAX_SENTENCE_CHARS = 1_000  # CLIP reads ~77 tokens (~300 characters); far longer is a pasted document
 MAX_SCRIPT_BYTES = 1_000_000  # a panel script (or comic.json) of 24 panels is a few KB
 MAX_STYLE_CHARS = 500  # the free style words: a prompt holds ~300 characters in all
+MAX_STYLES = 16  # style presets picked for one comic (there are 15)
 MAX_TITLE_CHARS = 200  # a comic's title, drawn on the page
 MAX_NEGATIVE_CHARS = 1_000
 MAX_CAPTION_CHARS = 600  # a narration box
@@ -44,3 +51,4 @@ MAX_PEOPLE_PER_PANEL = 4
 
 # -- the web app ---------------------------------------------------------------------------------------
 UPLOAD_LIMIT = f"{MAX_PHOTO_BYTES // 1_000_000}mb"  # Gradio refuses a bigger upload before it reaches the disk
+MAX_AUTH_CHARS = 1_000  # STORYFACE_AUTH, "user:password": a passphrase, not a document

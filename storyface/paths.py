@@ -11,6 +11,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from .errors import InputError
+
 ENV_VAR = "STORYFACE_HOME"
 APP_DIR = "storyface"
 
@@ -40,5 +42,12 @@ def resolve_data_dir(
 def data_dir(override: str | os.PathLike | None = None) -> Path:
     """The data folder for this process, created on first use."""
     path = resolve_data_dir(override, sys.platform, os.environ, Path.home()).absolute()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"the data folder {path} is a file, not a folder; set {ENV_VAR} to a folder") from None
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the data folder {path}: {exc.strerror or exc}; set {ENV_VAR} to a folder this user can write"
+        ) from None
     return path

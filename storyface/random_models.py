@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 Family = Literal["sdxl", "sd2"]
 
+# Text-encoder widths, keyed like an identity file: the real base models' and the tiny test models'.
+REAL_WIDTHS: dict[str, dict[str, int]] = {"sdxl": {"clip_l": 768, "clip_g": 1280}, "sd2": {"emb_params": 1024}}
+TINY_WIDTHS: dict[str, dict[str, int]] = {"sdxl": {"clip_l": 32, "clip_g": 64}, "sd2": {"emb_params": 48}}
+
 
 # --------------------------------------------------------------------------- tokenizer
 
@@ -140,8 +144,9 @@ def build_tiny_pipeline(family: Family = "sdxl", seed: int = 0):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if family == "sdxl":
-            te1 = CLIPTextModel(_tiny_text_config(32, 32))
-            te2 = CLIPTextModelWithProjection(_tiny_text_config(64, 32))
+            widths = TINY_WIDTHS["sdxl"]
+            te1 = CLIPTextModel(_tiny_text_config(widths["clip_l"], 32))
+            te2 = CLIPTextModelWithProjection(_tiny_text_config(widths["clip_g"], 32))
             unet = _tiny_unet(
                 cross_attention_dim=32 + 64,
                 addition_embed_type="text_time",
@@ -158,7 +163,8 @@ def build_tiny_pipeline(family: Family = "sdxl", seed: int = 0):
                 scheduler=sdxl_scheduler(),
             )
         elif family == "sd2":
-            te = CLIPTextModel(_tiny_text_config(48, 48))
+            width = TINY_WIDTHS["sd2"]["emb_params"]
+            te = CLIPTextModel(_tiny_text_config(width, width))
             unet = _tiny_unet(cross_attention_dim=48)
             pipe = StableDiffusionPipeline(
                 vae=_tiny_vae(),

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from storyface.api import learn_identities, make_comic, plan_prompts
@@ -26,7 +27,7 @@ from storyface.cli import app as cli_app
 from storyface.errors import StoryFaceError
 from storyface.library import JobQueue
 from storyface.library import DB_NAME, IdentityLibrary
-from storyface.identity.tokens import Identity, save_identity
+from storyface.identity.tokens import Identity, load_identity, save_identity
 from storyface.models import load_model
 from storyface.render.generate import RenderConfig, Renderer
 from storyface.safety import ContentPolicy
@@ -136,9 +137,61 @@ def files(tmp_path_factory, grace_hopper_path, two_faces_path) -> dict[str, Path
     made["big"] = big
     save_identity(random_identity("Ada Lovelace", 7), d / "ada.safetensors")
     made["ada"] = d / "ada.safetensors"
+    for key, (tensors, meta) in crafted_identity_files().items():  # issue 17, item 2
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(d / f"{key}.safetensors"), metadata=meta)
+        made[key] = d / f"{key}.safetensors"
+    save_identity(Identity("Beach Outfit", "sdxl", banned_word_rows("nude</w>"), {"tiny": "true"}), d / "beach.safetensors")
+    made["beach"] = d / "beach.safetensors"
+    write("beach_story.txt", "Beach Outfit waves on the beach.")
     (d / "folder.txt").mkdir()
     made["folder"] = d / "folder.txt"
     return made
+
+
+def crafted_identity_files() -> dict[str, tuple[dict[str, torch.Tensor], dict[str, str]]]:
+    """Identity files that are not identities, each with metadata that claims all is well."""
+    ok = random_identity("Crafted", 11).embeddings
+    lies = {"tiny": "true", "family": "sdxl", "dtype": "F32", "name": "Crafted Person"}
+    return {
+        "f8_id": ({k: v.to(torch.float8_e4m3fn) for k, v in ok.items()}, lies),
+        "int_id": ({k: v.to(torch.int32) for k, v in ok.items()}, lies),
+        "zeros_id": ({k: torch.zeros_like(v) for k, v in ok.items()}, lies),
+        "f64_id": ({k: v.double() * 1e300 for k, v in ok.items()}, lies),
+        "cube_id": ({k: v[None] for k, v in ok.items()}, lies),
+        "many_id": ({k: v.repeat(9, 1)[:17] for k, v in ok.items()}, lies),
+        "width_id": ({"clip_l": torch.randn(2, 33), "clip_g": ok["clip_g"]}, lies),
+        "meta_id": (ok, {**lies, "base_model": "x" * 3000}),
+    }
+
+
+def banned_word_rows(token: str) -> dict[str, torch.Tensor]:
+    """Rows that are the tiny model's own embedding of a banned word (and an innocent second row)."""
+    from storyface.random_models import build_tiny_pipeline
+
+    pipe = build_tiny_pipeline("sdxl")
+    rows = {}
+    for key, tokenizer, encoder in (("clip_l", pipe.tokenizer, pipe.text_encoder), ("clip_g", pipe.tokenizer_2, pipe.text_encoder_2)):
+        table = encoder.get_input_embeddings().weight.detach()  # [V, D]
+        rows[key] = torch.stack([table[tokenizer.convert_tokens_to_ids(token)], table[tokenizer.convert_tokens_to_ids("pencil</w>")]])
+    return rows
+
+
+def with_free_bytes(free: int, run: Callable) -> Callable:
+    """Run a row as if the data folder's disk had only ``free`` bytes left."""
+
+    def wrapped(ctx: Context) -> str:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("storyface.files.free_bytes", lambda folder: free)
+            return run(ctx)
+
+    return wrapped
+
+
+def train_without_room(ctx: Context) -> None:
+    from storyface.api import prepare_person, train_person
+
+    person = prepare_person(ctx.files["grace"], "Ann Smith", "Test Runner")
+    train_person(ctx.renderer.model, ctx.library, person)
 
 
 # -- the table ---------------------------------------------------------------------------------
@@ -216,6 +269,17 @@ def generate(*sentences: str, free_style: str = "") -> Callable:
 TRAIN = ("train", "{grace}", "--model", "tiny", "--steps", "1")
 COMIC = ("comic", "--identity", "Grace Hopper", "--model", "tiny", "--steps", "1", "--backend", "offline", "--out", "{out}")
 
+
+NO_MODEL_COMIC = ("comic", "--identity", "Grace Hopper", "--model", "/nonexistent/model", "--backend", "offline", "--out", "{out}")
+
+
+def comic_with_file(key: str) -> tuple[str, ...]:
+    return ("comic", "--identity", f"{{{key}}}", "--consent-by", "Me", "--model", "tiny", "--steps", "1", "--backend", "offline", "--out", "{out}")
+
+
+def import_file(key: str) -> Callable:
+    return cli("ids", "import", f"{{{key}}}", "--consent-by", "Me")
+
 ROWS = [
     # -- CLI ------------------------------------------------------------------------------------
     Row("cli", "train without consent", "--consent-by", cli(*TRAIN, "--name", "Ann Smith")),
@@ -258,6 +322,28 @@ ROWS = [
     Row("cli", "importing under a name with a slash", "slash", cli("ids", "import", "{ada}", "--name", "a/b")),
     Row("cli", "renaming to a control character", "control", cli("ids", "rename", "Grace Hopper", "Grace\nHopper")),
     Row("cli", "renaming onto another person", "already exists", cli("ids", "rename", "Grace Hopper", "eileen collins")),
+    # identity files that are not identities, whatever their metadata says (issue 17, items 2 and 7)
+    Row("cli", "importing float8 rows that claim float32", "F8_E4M3 values", import_file("f8_id")),
+    Row("cli", "drawing with a float8 identity file", "F8_E4M3 values", cli(*comic_with_file("f8_id"), "--story", "{ok}")),
+    Row("cli", "importing int32 rows", "I32 values", import_file("int_id")),
+    Row("cli", "importing rows of zeros", "all zeros", import_file("zeros_id")),
+    Row("cli", "importing float64 rows beyond float32", "not finite numbers as float32", import_file("f64_id")),
+    Row("cli", "importing a 3-D tensor", "[tokens, width] matrix", import_file("cube_id")),
+    Row("cli", "importing 17 vectors", "an identity has 1 to 16", import_file("many_id")),
+    Row("cli", "importing rows no model is as wide as", "fits no model StoryFace runs", import_file("width_id")),
+    Row("cli", "importing a 3,000-character metadata value", "keep each value to 2,000", import_file("meta_id")),
+    Row("cli", "drawing with an identity file that is the word 'nude'", "content policy (identity rows)",
+        cli(*comic_with_file("beach"), "--story", "{beach_story}")),
+    # text limits, checked before any work: before the (here missing) model is loaded (issue 17, item 8)
+    Row("cli", "600 characters of --free-style", "the free style words: 600 characters; keep it to 500",
+        cli(*NO_MODEL_COMIC, "--story", "{ok}", "--free-style", "watercolour " * 50)),
+    Row("cli", "a 100,000-character --title with --pdf", "the title: 100,000 characters; keep it to 200",
+        cli(*NO_MODEL_COMIC, "--story", "{ok}", "--title", "T" * 100_000, "--pdf")),
+    Row("cli", "17 --style presets", "pick at most 16", cli(*NO_MODEL_COMIC, "--story", "{ok}", *["--style", "cartoon"] * 17)),
+    Row("cli", "--steps 1,000,000,000", "less than or equal to 150", cli(*NO_MODEL_COMIC, "--story", "{ok}", "--steps", "1000000000")),
+    Row("cli", "--size 100000", "less than or equal to 2048", cli(*NO_MODEL_COMIC, "--story", "{ok}", "--size", "100000")),
+    Row("cli", "training with no room left for the person", "needs about",
+        with_free_bytes(50_000, cli(*TRAIN, "--name", "Ann Smith", "--consent-by", "Me"))),
     # -- Python API -------------------------------------------------------------------------------
     Row("api", "make_comic: the seed's 'naked' panel", "content policy (real people",
         api(comic_of(("Grace Hopper waves.", "Grace Hopper naked.")))),
@@ -281,6 +367,13 @@ ROWS = [
     Row("api", "library.add: a taken name in other case", "already exists",
         api(lambda ctx: ctx.library.add(random_identity("EILEEN COLLINS", 3), None, "Test Runner"))),
     Row("api", "import_file: a pickle", "pickles", api(lambda ctx: ctx.library.import_file(ctx.files["model"], "Test Runner"))),
+    Row("api", "import_file: float8 rows", "F8_E4M3 values",
+        api(lambda ctx: ctx.library.import_file(ctx.files["f8_id"], "Test Runner"))),
+    Row("api", "make_comic: an identity that is the word 'nude'", "nudity or undressing",
+        api(lambda ctx: make_comic(ctx.renderer, panels("Beach Outfit waves."), [load_identity(ctx.files["beach"])], ctx.out,
+                                   config=RenderConfig(steps=1)))),  # fmt: skip
+    Row("api", "train_person: no room left for the person", "nothing was started",
+        with_free_bytes(50_000, api(train_without_room))),
     Row("api", "JobQueue.submit: bytes that are no image", "is not an image",
         api(lambda ctx: JobQueue(ctx.library).submit(b"GIF89a nope", "Ann Smith", "tiny", None, "Me"))),
     Row("api", "JobQueue.submit: a 48-megapixel photo", "at most 40 Mpx",
@@ -309,6 +402,10 @@ ROWS = [
     Row("ui", "a sexualised minor", "(minors)", generate("Grace Hopper as a sexy schoolgirl.")),
     Row("ui", "30 panels", "more than a page holds", generate(*["Grace Hopper waves."] * 30)),
     Row("ui", "a 2,000-character panel", "keep a panel sentence under", generate("Grace Hopper " + "waves " * 330)),
+    Row("ui", "1 MB of free style words", "the free style words: 1,000,000 characters; keep it to 500",
+        generate("Grace Hopper waves.", free_style="x" * 1_000_000)),
+    Row("ui", "a library identity that is the word 'nude'", "content policy (identity rows)",
+        ui("generate", rows_of("Beach Outfit waves."), ["Beach Outfit"], [], "", "", 0, 1)),
 ]
 
 
@@ -338,6 +435,7 @@ def web(tmp_path_factory, files, grace_hopper_path, astronaut_path, start_app):
 
     home = tmp_path_factory.mktemp("web-home")
     library = fill_library(home, [grace_hopper_path, astronaut_path], queued=False)
+    library.import_file(files["beach"], "Test Runner")  # imported: the check is where rows meet a model
     running = start_app(load_model("tiny", device="cpu"), home, render_steps=1)
     client = Client(running.url, verbose=False)
     yield Context(home, home / "comics", {**files, "grace": grace_hopper_path}, library, running.services.renderer, client)
@@ -389,3 +487,15 @@ def test_start_message_says_who_can_reach_the_app(caplog):
     assert local.levelname == "INFO" and "this machine only" in local.getMessage()
     assert network.levelname == "WARNING" and "reachable from other machines" in network.getMessage()
     assert "'ann'" in network.getMessage() and "s3cret" not in network.getMessage()
+
+
+@pytest.mark.parametrize("value", ["user: ", "user:", "user:\t  ", " :secret", "user:pass\x00word"])
+def test_a_blank_or_broken_password_is_refused(value):
+    """STORYFACE_AUTH with a password of spaces would "protect" a server open to the network."""
+    from storyface.app.ui import resolve_auth
+
+    with pytest.raises(StoryFaceError, match="blank|control characters"):
+        resolve_auth("0.0.0.0", None, {"STORYFACE_AUTH": value})
+    user, _, password = value.partition(":")
+    with pytest.raises(StoryFaceError):
+        resolve_auth("0.0.0.0", (user, password), {})

@@ -23,6 +23,7 @@ from ..render.generate import RenderConfig, Renderer
 from ..safety import ContentPolicy
 from ..safety.consent import Consent
 from .book import BookSettings, reletter
+from .checks import check_comic_text
 from .settings import render_settings
 from .comics import Comic, comic_likeness, make_comic, plan_prompts, redraw_panel, write_comic
 from .people import (
@@ -40,6 +41,7 @@ from .people import (
     prepare_person,
     queue_person,
     read_script,
+    require_room,
     script_from_sentences,
     train_person,
 )
@@ -60,6 +62,7 @@ __all__ = [
     "PreparedPerson",
     "RenderConfig",
     "Renderer",
+    "check_comic_text",
     "comic_likeness",
     "describe_panel",
     "get_face_encoder",
@@ -79,6 +82,7 @@ __all__ = [
     "redraw_panel",
     "reletter",
     "render_settings",
+    "require_room",
     "script_from_sentences",
     "train_person",
     "write_comic",

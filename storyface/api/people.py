@@ -12,10 +12,11 @@ from typing import Any
 from ..errors import InputError
 from ..faces import Headshot
 from ..identity.subject import LearnSettings, PhotoSource, subject_from_photo
-from ..identity.tokens import Identity
+from ..identity.tokens import TOKENS_PER_ENCODER, Identity
 from ..identity.train import Progress, Subject, train_identities
 from ..library import DuplicateNameError, IdentityLibrary, IdentityRecord, JobQueue, JobRecord
 from ..library.checks import read_identity_file
+from ..library.space import WIDEST, bytes_to_keep, require_space
 from ..models import LoadedModel
 from ..names import normalize_name
 from ..safety.consent import Consent, require_consent
@@ -106,6 +107,15 @@ def keep_person(library: IdentityLibrary, learned: LearnedPerson, **add: Any) ->
     return library.add(learned.identity, learned.headshot.image, learned.consent, **add)
 
 
+def require_room(library: IdentityLibrary, person: PreparedPerson, model: LoadedModel | None = None) -> None:
+    """Refuse, before any model work, when the library cannot keep this person: its folder is read-only
+    or its disk has less room than the identity file, headshot, thumbnail and row take (without the
+    model, the widest base model's rows are assumed)."""
+    width = sum(slot.dim for slot in model.encoders) if model is not None else WIDEST
+    need = bytes_to_keep(width, TOKENS_PER_ENCODER, person.headshot.size)
+    require_space(library.root, need, f"keeping {person.subject.name}")
+
+
 def train_person(
     model: LoadedModel, library: IdentityLibrary, person: PreparedPerson, progress: Progress | None = None
 ) -> tuple[IdentityRecord, LearnedPerson]:
@@ -115,6 +125,7 @@ def train_person(
         raise DuplicateNameError(
             f"{library.get(name).name!r} is already in the library (the same person); pick another name or delete them"
         )
+    require_room(library, person, model)  # a full disk is found now, not after training
     [learned] = learn_prepared(model, [person], progress)
     return keep_person(library, learned), learned
 

@@ -101,12 +101,16 @@ def job_table(jobs: Sequence[JobRecord]) -> list[list[str]]:
 
 
 def thumbnail(record: IdentityRecord) -> Image.Image:
-    """The library's face tile, or a plain grey one for an imported identity without a photo."""
+    """The library's face tile, or a plain grey one for an imported identity without a photo (or with a
+    damaged one: a bad file in the data folder must not break the whole page)."""
     path = record.thumb_path or record.headshot_path
-    if path is None:
-        return Image.new("RGB", (128, 128), (200, 200, 205))
-    with Image.open(path) as im:
-        return ImageOps.fit(im.convert("RGB"), (128, 128))
+    if path is not None:
+        try:
+            with Image.open(path) as im:
+                return ImageOps.fit(im.convert("RGB"), (128, 128))
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:  # a damaged file: the tile, not the page, says so
+            log.warning("cannot show the picture of %r (%s): %s", record.name, path, exc)
+    return Image.new("RGB", (128, 128), (200, 200, 205))
 
 
 def library_gallery(records: Sequence[IdentityRecord]) -> list[tuple[Image.Image, str]]:
@@ -323,6 +327,7 @@ class Handlers:
         progress: gr.Progress = gr.Progress(),
     ) -> tuple:
         """Draw every panel (one image per sentence) and lay out the captioned page."""
+        api.check_comic_text(free_style=free_style, title=title, styles=list(styles or []))  # before any work
         names = self._cast(cast)
         panels = api.script_from_sentences(clean_rows(rows), names)
         seed = whole_number(seed, "the seed", 0, MAX_SEED - MAX_PANELS)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..limits import MAX_RENDER_STEPS, MAX_TRAIN_STEPS, UPLOAD_LIMIT
+from ..limits import MAX_AUTH_CHARS, MAX_RENDER_STEPS, MAX_TRAIN_STEPS, UPLOAD_LIMIT
 from .services import Services
 
 if TYPE_CHECKING:
@@ -53,17 +54,34 @@ DEVICE = {"concurrency_limit": 1, "concurrency_id": "device"}  # renders one at 
 
 
 def parse_auth(text: str) -> tuple[str, str]:
-    """``"user:password"`` -> (user, password); both must be present."""
-    user, sep, password = (text or "").partition(":")
-    if not sep or not user.strip() or not password:
+    """``"user:password"`` -> (user, password); see :func:`check_login`."""
+    if not isinstance(text, str) or len(text) > MAX_AUTH_CHARS:
+        raise InputError(f"{AUTH_ENV} must look like 'user:password', at most {MAX_AUTH_CHARS} characters")
+    user, sep, password = text.partition(":")
+    if not sep:
         raise InputError(f"{AUTH_ENV} must look like 'user:password' (both parts non-empty)")
-    return user.strip(), password
+    return check_login(user.strip(), password)
+
+
+def check_login(user: object, password: object) -> tuple[str, str]:
+    """A user name and a password that protects something: neither blank nor only spaces, no control
+    characters (a password of spaces is typed by accident, and guessed first)."""
+    for what, value in (("user name", user), ("password", password)):
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"{AUTH_ENV}: the {what} is blank; use 'user:password' with a real {what}")
+        if any(unicodedata.category(ch) == "Cc" for ch in value):
+            raise InputError(f"{AUTH_ENV}: the {what} has control characters")
+    return str(user), str(password)
 
 
 def resolve_auth(host: str, auth: str | tuple[str, str] | None, env: Mapping[str, str]) -> tuple[str, str] | None:
     """The login to require: the argument, else ``STORYFACE_AUTH``; refuse a non-local host without one."""
     if isinstance(auth, str):
         auth = parse_auth(auth)
+    elif isinstance(auth, (tuple, list)):
+        if len(auth) != 2:
+            raise InputError("auth must be a (user, password) pair")
+        auth = check_login(*auth)
     elif auth is None and env.get(AUTH_ENV):
         auth = parse_auth(env[AUTH_ENV])
     if auth is None and host not in LOCAL_HOSTS:

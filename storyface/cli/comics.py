@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from ..limits import MAX_PANEL_SIDE, MAX_RENDER_STEPS, MAX_RETRIES, MIN_PANEL_SIDE
+
 from .common import (
     DEFAULT_MODEL,
     ConsentOpt,
@@ -71,9 +73,12 @@ def comic(
     quality: Annotated[str, typer.Option(help="standard (30 steps) or fast (a few steps with a distillation --lora).")] = "standard",
     lora: Annotated[list[str], typer.Option("--lora", help="A LoRA to fuse: FILE or hub id, optionally :WEIGHT and :KIND (style, lightning, hyper, lcm, tcd); repeatable.")] = [],
     fast_kind: Annotated[Optional[str], typer.Option(help="With --quality fast and no distillation LoRA: the kind the base model itself was distilled as.")] = None,
-    steps: Annotated[Optional[int], typer.Option(min=1, help="Sampling steps per panel (default: the quality's).")] = None,
+    steps: Annotated[Optional[int], typer.Option(min=1, max=MAX_RENDER_STEPS, help="Sampling steps per panel (default: the quality's).")] = None,
     guidance: Annotated[Optional[float], typer.Option(min=0, help="Classifier-free guidance (default: the quality's; standard: 8.5).")] = None,
-    size: Annotated[Optional[int], typer.Option(help="Panel side in pixels (default: each panel's native size for its shape).")] = None,
+    size: Annotated[
+        Optional[int],
+        typer.Option(min=MIN_PANEL_SIDE, max=MAX_PANEL_SIDE, help="Panel side in pixels (default: each panel's native size for its shape)."),
+    ] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Override the sampler: euler, euler_a, dpmpp_2m, ddim, euler_trailing, lcm, tcd ...")] = None,
     decoder: Annotated[str, typer.Option(help="full (the model's VAE) or tiny (TAESD: a faster decode, softer detail).")] = "full",
     decoder_source: Annotated[Optional[str], typer.Option(help="With --decoder tiny: its folder or hub id (default: madebyollin/taesdxl).")] = None,
@@ -82,13 +87,14 @@ def comic(
     consent_by: ConsentOpt = None,
     data_dir: DataDirOpt = None,
     min_likeness: Annotated[Optional[float], typer.Option("--min-likeness", min=-1.0, max=1.0, help="Re-render a panel whose weakest face is less similar than this to its reference (dlib: same person ~0.95-1, different ~0.85-0.9).")] = None,
-    retries: Annotated[int, typer.Option("--retries", min=0, max=5, help="New seeds to try per weak panel (with --min-likeness).")] = 2,
+    retries: Annotated[int, typer.Option("--retries", min=0, max=MAX_RETRIES, help="New seeds to try per weak panel (with --min-likeness).")] = 2,
     eval_encoder: Annotated[str, typer.Option("--eval-encoder", help="Face encoder that scores likeness: dlib, vit or arcface.")] = "dlib",
     eval_encoder_model: Annotated[Optional[str], typer.Option("--eval-encoder-model", help="Model folder or id (vit), or .onnx file (arcface).")] = None,
 ) -> None:
     """Render one panel per sentence with your identities; letter the dialogue and lay out the pages."""
-    from ..api import BookSettings, get_face_encoder, identities_for, make_comic, read_script, render_settings
+    from ..api import BookSettings, check_comic_text, get_face_encoder, identities_for, make_comic, read_script, render_settings
 
+    check_comic_text(free_style=free_style, title=title, styles=style)  # before the files, the model, the work
     scorer = get_face_encoder(eval_encoder, **({"model": eval_encoder_model} if eval_encoder_model else {}))
     book = BookSettings.of(layout=layout, preset=page, rtl=rtl, lettering=lettering, pdf=pdf)
     cast = identities_for(identity, library(data_dir, readonly=True) if _needs_library(identity) else None, consent_by)

@@ -68,6 +68,7 @@ def train(
         job = api.queue_person(lib, photo, model, person)
         say(f"queued job {job.id[:8]} for {job.name}; run `storyface jobs work` to train it")
         return
+    api.require_room(lib, person)  # a full disk or a read-only folder is found before the model loads
     loaded = load(model)
     t0 = time.perf_counter()
     with progress() as bar:

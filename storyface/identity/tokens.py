@@ -7,7 +7,9 @@ SDXL identities are saved with ``clip_l`` [2, 768] and ``clip_g`` [2, 1280] rows
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
 from dataclasses import dataclass, field
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,14 +19,30 @@ import torch
 
 from ..errors import FamilyMismatchError, IdentityFileError, InputError
 from ..files import write_atomic
+from ..limits import (
+    MAX_EMBEDDING_ABS,
+    MAX_IMPORT_BYTES,
+    MAX_IMPORT_TOKENS,
+    MAX_META_CHARS,
+    MAX_META_KEY_CHARS,
+    MAX_META_KEYS,
+    MIN_ROW_NORM,
+)
 from ..names import identity_token
+from ..random_models import REAL_WIDTHS, TINY_WIDTHS
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
 
+log = logging.getLogger(__name__)
+
 FORMAT = "storyface-identity/1"
 FAMILY_KEYS = {"sdxl": ("clip_l", "clip_g"), "sd2": ("emb_params",)}
 TOKENS_PER_ENCODER = 2
+# safetensors dtypes an identity's rows may come in: floats torch widens or narrows to float32 exactly
+# enough (float64 is narrowed, then checked for overflow). Not float8 (no finite check, too coarse),
+# not ints, bools or complex numbers: those are no word embedding.
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
 
 @dataclass(frozen=True)
@@ -57,12 +75,25 @@ class Identity:
 
 
 def save_identity(identity: Identity, path: str | os.PathLike) -> Path:
-    """Write atomically (temp file + rename), so a crash never leaves half a file."""
+    """Write atomically (temp file + rename), so a crash never leaves half a file. A failed write is an
+    ``OSError`` with its errno (safetensors reports one as text), so callers can say "disk full"."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in identity.embeddings.items()}
     meta = {**identity.metadata, "format": FORMAT, "name": identity.name, "family": identity.family}
-    return write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+    def write(tmp: Path) -> None:
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+        except SafetensorError as exc:
+            found = re.search(r"os error (\d+)", str(exc))
+            if found is None:
+                raise
+            code = int(found.group(1))
+            raise OSError(code, os.strerror(code), str(tmp)) from exc
+
+    return write_atomic(path, write)
 
 
 def _family_from_keys(keys: set[str]) -> str:
@@ -77,35 +108,111 @@ def _family_from_keys(keys: set[str]) -> str:
 
 
 def load_identity(path: str | os.PathLike, name: str | None = None) -> Identity:
-    """Read and validate an identity file; only ``.safetensors`` (pickles can run code)."""
+    """Read and validate an identity file; only ``.safetensors`` (pickles can run code).
+
+    Everything is checked from the file's own header and numbers, never from what its metadata claims:
+    size, metadata lengths, each tensor's dtype and shape (before any tensor is read), then the values
+    (finite as float32, no zero rows, no absurd magnitudes). Any failure is an :class:`IdentityFileError`.
+    """
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
         raise IdentityFileError(f"{path.name}: only .safetensors identity files are accepted (pickle files can run code)")
-    if not path.is_file():
-        raise IdentityFileError(f"{path}: no such file")
+    try:
+        if not path.is_file():
+            raise IdentityFileError(f"{path}: no such file")
+        size = path.stat().st_size
+    except OSError as exc:
+        raise IdentityFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size > MAX_IMPORT_BYTES:
+        raise IdentityFileError(f"{path.name} is {size:,} bytes; an identity file is a few KB")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
+            _check_metadata(path.name, meta)
+            keys = list(f.keys())
+            for key in keys:
+                piece = f.get_slice(key)
+                _check_header(path.name, key, piece.get_dtype(), list(piece.get_shape()))
+            tensors = {k: f.get_tensor(k) for k in keys}
+    except IdentityFileError:
+        raise
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise IdentityFileError(f"{path.name} is not a readable .safetensors file: {exc}") from exc
     if not tensors:
         raise IdentityFileError(f"{path.name} holds no embeddings")
     family = _family_from_keys(set(tensors))
     if meta.get("family") and meta["family"] != family:
         raise IdentityFileError(f"{path.name} says family {meta['family']!r} but holds {family} embeddings")
-    for key, t in tensors.items():
-        if t.ndim == 1:
-            tensors[key] = t = t[None]
-        if t.ndim != 2 or not t.is_floating_point() or not torch.isfinite(t).all():
-            raise IdentityFileError(f"{path.name}: {key} must be a finite float matrix [tokens, dim], got {tuple(t.shape)}")
-    counts = {t.shape[0] for t in tensors.values()}
+    rows = {key: _checked_rows(path.name, key, t) for key, t in tensors.items()}
+    counts = {t.shape[0] for t in rows.values()}
     if len(counts) != 1:
         raise IdentityFileError(f"{path.name}: encoders hold different token counts {sorted(counts)}")
+    _check_widths(path.name, family, {key: int(t.shape[1]) for key, t in rows.items()})
     person = name or meta.get("name") or path.stem
-    return Identity(person, family, {k: t.to(torch.float32) for k, t in tensors.items()}, meta)
+    return Identity(person, family, rows, meta)
+
+
+def _check_metadata(filename: str, meta: dict[str, str]) -> None:
+    if len(meta) > MAX_META_KEYS:
+        raise IdentityFileError(f"{filename} has {len(meta)} metadata entries; an identity file has at most {MAX_META_KEYS}")
+    for key, value in meta.items():
+        if len(key) > MAX_META_KEY_CHARS:
+            raise IdentityFileError(f"{filename}: a metadata key is {len(key):,} characters; keep keys to {MAX_META_KEY_CHARS}")
+        if len(value) > MAX_META_CHARS:
+            raise IdentityFileError(
+                f"{filename}: metadata {key[:40]!r} is {len(value):,} characters; keep each value to {MAX_META_CHARS:,}"
+            )
+
+
+def _check_header(filename: str, key: str, dtype: str, shape: list[int]) -> None:
+    """Dtype and shape as the file's header states them, before the tensor is read."""
+    if dtype not in FLOAT_DTYPES:
+        raise IdentityFileError(
+            f"{filename}: {key} holds {dtype} values; identity rows are floating-point numbers "
+            f"({', '.join(FLOAT_DTYPES)}), so this is not an identity file"
+        )
+    if len(shape) not in (1, 2):
+        raise IdentityFileError(f"{filename}: {key} has shape {shape}; an identity holds a [tokens, width] matrix")
+    tokens = shape[0] if len(shape) == 2 else 1
+    if not 1 <= tokens <= MAX_IMPORT_TOKENS:
+        raise IdentityFileError(f"{filename}: {key} holds {tokens} vectors; an identity has 1 to {MAX_IMPORT_TOKENS}")
+
+
+def _checked_rows(filename: str, key: str, t: torch.Tensor) -> torch.Tensor:
+    """The rows as float32 [tokens, width], or an error: non-finite as float32, zero rows, huge values."""
+    rows = (t[None] if t.ndim == 1 else t).to(torch.float32)  # [tokens, width]; float64 overflow becomes inf
+    if not torch.isfinite(rows).all():
+        raise IdentityFileError(
+            f"{filename}: {key} holds values that are not finite numbers as float32 (NaN, infinite, or beyond "
+            "±3.4e38); this is not an identity"
+        )
+    biggest = float(rows.abs().max())
+    if biggest > MAX_EMBEDDING_ABS:
+        raise IdentityFileError(
+            f"{filename}: {key} holds values up to {biggest:.3g}; word embeddings stay far below {MAX_EMBEDDING_ABS:g}"
+        )
+    norms = rows.norm(dim=1)  # [tokens]
+    if bool((norms < MIN_ROW_NORM).any()):
+        row = int(torch.nonzero(norms < MIN_ROW_NORM)[0]) + 1
+        raise IdentityFileError(f"{filename}: {key} vector {row} is all zeros (or nearly): it encodes nothing")
+    return rows
+
+
+def _check_widths(filename: str, family: str, widths: dict[str, int]) -> None:
+    """Every encoder's width from one model StoryFace runs: the real base model or the tiny test model."""
+    known = [REAL_WIDTHS[family], TINY_WIDTHS[family]]
+    if family == "sd2" and widths.keys() != REAL_WIDTHS["sd2"].keys():  # a single tensor under another key
+        widths = {"emb_params": next(iter(widths.values()))}
+    if widths in known:
+        return
+    real = ", ".join(f"{k} {v}" for k, v in REAL_WIDTHS[family].items())
+    tiny = ", ".join(f"{k} {v}" for k, v in TINY_WIDTHS[family].items())
+    raise IdentityFileError(
+        f"{filename}: its rows are {widths} wide, which fits no model StoryFace runs "
+        f"({family.upper()} needs {real}; the tiny test model {tiny})"
+    )
 
 
 def check_compatible(identity: Identity, model: LoadedModel) -> None:
@@ -131,11 +238,18 @@ def added_tokens(token: str, n: int) -> list[str]:
 def load_identities(model: LoadedModel, identities: Sequence[Identity]) -> list[str]:
     """Put every identity's rows into every text encoder; returns each one's trigger token.
 
+    All or nothing: every identity is checked first (base family and widths, a trigger token shared by
+    two people, rows that sit on a word the content policy bans), and if anything fails part-way (an
+    error in one encoder, out of memory) the tokenizers, embedding tables and ``model.loaded_tokens``
+    are put back exactly as they were, so an earlier identity keeps working.
+
     New tokens go in through diffusers' own ``load_textual_inversion``, all of them in one call per
     encoder (each call resizes the embedding table). Rows that change under a token already loaded
     with as many vectors are written in place, which is what re-training and re-loading need; the
     same rows twice are a no-op.
     """
+    from ..safety.embeddings import check_identity_rows
+
     for identity in identities:
         check_compatible(identity, model)
     by_token: dict[str, Identity] = {}
@@ -145,19 +259,34 @@ def load_identities(model: LoadedModel, identities: Sequence[Identity]) -> list[
             raise InputError(
                 f"{other.name!r} and {identity.name!r} share the trigger token {identity.token}; rename one of them"
             )
+    changed = {t: i for t, i in by_token.items() if model.loaded_tokens.get(t) != (i.digest(), _vectors(i))}
+    for identity in changed.values():
+        check_identity_rows(model, identity.name, identity.embeddings)  # refuses before anything is changed
+    if changed:
+        saved = [_snapshot(slot) for slot in model.encoders]
+        try:
+            _apply(model, changed)
+        except BaseException:
+            try:
+                _restore(model, saved)
+            except Exception:  # the undo failed too: claim nothing the encoders may not hold
+                log.exception("could not undo a failed identity load; every identity will be loaded afresh")
+                _forget_all(model)
+            raise
+        for token, identity in changed.items():
+            model.loaded_tokens[token] = (identity.digest(), _vectors(identity))
+    return [identity.token for identity in identities]
+
+
+def _apply(model: LoadedModel, changed: dict[str, Identity]) -> None:
     fresh = []
-    for token, identity in by_token.items():
-        n, digest = _vectors(identity), identity.digest()
+    for token, identity in changed.items():
         state = model.loaded_tokens.get(token)
-        if state == (digest, n):
-            continue
-        if state is not None and state[1] == n:
+        if state is not None and state[1] == _vectors(identity):
             _write_rows(model, token, identity)
         else:
-            if state is not None:
-                _unload(model, token, state[1])
+            _unload(model, token, state[1] if state is not None else _vectors(identity))
             fresh.append((token, identity))
-        model.loaded_tokens[token] = (digest, n)
     if fresh:
         for slot in model.encoders:
             rows = [identity.embeddings[slot.key].to(model.device, model.dtype) for _, identity in fresh]
@@ -165,12 +294,63 @@ def load_identities(model: LoadedModel, identities: Sequence[Identity]) -> list[
                 rows, token=[t for t, _ in fresh], tokenizer=slot.tokenizer, text_encoder=slot.text_encoder
             )
             slot.text_encoder.requires_grad_(False)  # resizing the table made a fresh, trainable one
-    return [identity.token for identity in identities]
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """One encoder's added (non-special) tokens in id order and their rows, to roll a failed load back."""
+
+    slot: object  # models.EncoderSlot
+    tokens: list[str]
+    ids: list[int]
+    rows: torch.Tensor  # [len(tokens), D], a copy
+
+
+def _added(tokenizer: object) -> dict[int, str]:
+    return {i: t.content for i, t in sorted(tokenizer.added_tokens_decoder.items()) if not t.special}
+
+
+@torch.no_grad()
+def _snapshot(slot: object) -> _Saved:
+    added = _added(slot.tokenizer)
+    table = slot.text_encoder.get_input_embeddings().weight  # [V, D]
+    ids = list(added)
+    return _Saved(slot, list(added.values()), ids, table[ids].detach().clone())
+
+
+@torch.no_grad()
+def _restore(model: LoadedModel, saved: Sequence[_Saved]) -> None:
+    """Put each encoder back as :func:`_snapshot` found it: the same added tokens, ids and rows."""
+    for state in saved:
+        slot = state.slot
+        present = list(_added(slot.tokenizer).values())
+        if present:
+            model.pipe.unload_textual_inversion(present, tokenizer=slot.tokenizer, text_encoder=slot.text_encoder)
+        if state.tokens:
+            slot.tokenizer.add_tokens(state.tokens)
+        if slot.text_encoder.get_input_embeddings().weight.shape[0] != len(slot.tokenizer):  # a half-done resize
+            slot.text_encoder.resize_token_embeddings(len(slot.tokenizer), mean_resizing=False)
+        table = slot.text_encoder.get_input_embeddings().weight  # [V, D]
+        ids = slot.tokenizer.convert_tokens_to_ids(state.tokens)
+        table[ids] = state.rows.to(table.device, table.dtype)
+        slot.text_encoder.requires_grad_(False)
 
 
 def load_into_pipeline(model: LoadedModel, identity: Identity) -> str:
     """One identity; see :func:`load_identities`."""
     return load_identities(model, [identity])[0]
+
+
+def _forget_all(model: LoadedModel) -> None:
+    """Last resort after a failed undo: take out every identity token (as far as possible) and claim none,
+    so nothing half-works and the next :func:`load_identities` loads each identity from scratch."""
+    claimed = dict(model.loaded_tokens)
+    model.loaded_tokens.clear()
+    for token, (_, n) in claimed.items():
+        try:
+            _unload(model, token, n)
+        except Exception:
+            log.exception("could not take %s out of the text encoders", token)
 
 
 def _vectors(identity: Identity) -> int:
@@ -186,5 +366,9 @@ def _write_rows(model: LoadedModel, token: str, identity: Identity) -> None:
 
 
 def _unload(model: LoadedModel, token: str, n: int) -> None:
+    """Take a token's vectors out of every encoder that has them (a stale half-load included)."""
     for slot in model.encoders:
-        model.pipe.unload_textual_inversion(added_tokens(token, n), tokenizer=slot.tokenizer, text_encoder=slot.text_encoder)
+        names = set(added_tokens(token, n)) | {t for t in _added(slot.tokenizer).values() if t == token or t.startswith(f"{token}_")}
+        present = [t for t in _added(slot.tokenizer).values() if t in names]
+        if present:
+            model.pipe.unload_textual_inversion(present, tokenizer=slot.tokenizer, text_encoder=slot.text_encoder)

@@ -53,10 +53,14 @@ def read_identity_file(path: str | os.PathLike, name: str | None = None) -> Iden
             f"{path.name}: only .safetensors identity files can be used; "
             ".pt/.bin/.ckpt files are Python pickles, which can run code when opened"
         )
-    if not path.is_file():
-        raise IdentityFileError(f"{path}: no such file")
-    if path.stat().st_size > MAX_IMPORT_BYTES:
-        raise IdentityFileError(f"{path.name} is {path.stat().st_size} bytes; an identity file is a few KB")
+    try:
+        if not path.is_file():
+            raise IdentityFileError(f"{path}: no such file")
+        size = path.stat().st_size
+    except OSError as exc:
+        raise IdentityFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size > MAX_IMPORT_BYTES:
+        raise IdentityFileError(f"{path.name} is {size:,} bytes; an identity file is a few KB")
     identity = load_identity(path)
     return dataclasses.replace(identity, name=normalize_name(name if name is not None else identity.name))
 

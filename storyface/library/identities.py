@@ -52,6 +52,7 @@ from .store import (
     THUMB_FILE,
     LibraryError,
     connect,
+    fs_errors,
     has_table,
     now_iso,
     transaction,
@@ -122,21 +123,22 @@ class IdentityLibrary:
         self.readonly = readonly
         self.notes: list[str] = []  # what recovery did, for the caller to show
         self._table = True  # a writable open creates the table below
+        if self.root.exists() and not self.root.is_dir():
+            raise LibraryError(f"the data folder {self.root} is a file, not a folder; set STORYFACE_HOME to a folder")
         if readonly:
-            self._table = has_table(self.db_path, "identities")
-            if not self._table:
-                recovery.refuse_without_database(self.db_path, self.identities_dir)
+            with fs_errors(self.root, "read the library"):
+                self._table = has_table(self.db_path, "identities")
+                if not self._table:
+                    recovery.refuse_without_database(self.db_path, self.identities_dir)
             return
-        try:
+        with fs_errors(self.root, "open the library for writing"):
             self.identities_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LibraryError(f"cannot create the library folder {self.identities_dir}: {exc.strerror or exc}") from None
-        with transaction(self.db_path) as con:
-            for statement in SCHEMA:
-                con.execute(statement)
-            if "appearance" not in {row["name"] for row in con.execute("PRAGMA table_info(identities)")}:
-                con.execute("ALTER TABLE identities ADD COLUMN appearance TEXT")  # a library made before notes
-            self.notes = recovery.recover(con, self.identities_dir, self._insert)
+            with transaction(self.db_path) as con:
+                for statement in SCHEMA:
+                    con.execute(statement)
+                if "appearance" not in {row["name"] for row in con.execute("PRAGMA table_info(identities)")}:
+                    con.execute("ALTER TABLE identities ADD COLUMN appearance TEXT")  # a library made before notes
+                self.notes = recovery.recover(con, self.identities_dir, self._insert)
 
     def __repr__(self) -> str:
         return f"IdentityLibrary({str(self.root)!r})"
@@ -159,7 +161,9 @@ class IdentityLibrary:
     def unindexed(self) -> list[Path]:
         """Identity folders without a row and without a crash marker: what `recover` would add back."""
         known = {row["id"] for row in self._rows()}
-        return [entry for entry in recovery.identity_dirs(self.identities_dir) if entry.name not in known and not recovery.marked(entry)]
+        with fs_errors(self.root, "read the identity folders"):
+            folders = recovery.identity_dirs(self.identities_dir)
+            return [entry for entry in folders if entry.name not in known and not recovery.marked(entry)]
 
     def load(self, name: str) -> Identity:
         """The identity's rows, named as the library names it (the row wins over file metadata)."""
@@ -206,16 +210,17 @@ class IdentityLibrary:
         files = {**encode_images(headshot), RECORD_FILE: record_json(row)}
         final = self.identities_dir / ident_id
         self._check_writable()
-        try:
-            with transaction(self.db_path) as con:
-                self._insert(con, row)  # a duplicate fails here, before any file exists
-                self._write_files(ident_id, identity, files)
-                record = self._record(row)
-                if in_transaction is not None:
-                    in_transaction(con, record)
-        except BaseException:
-            recovery.remove(final)  # still marked .pending: ours to remove
-            raise
+        with fs_errors(self.root, f"store {name!r}"):
+            try:
+                with transaction(self.db_path) as con:
+                    self._insert(con, row)  # a duplicate fails here, before any file exists
+                    self._write_files(ident_id, identity, files)
+                    record = self._record(row)
+                    if in_transaction is not None:
+                        in_transaction(con, record)
+            except BaseException:
+                recovery.remove(final)  # still marked .pending: ours to remove
+                raise
         (final / PENDING).unlink(missing_ok=True)  # committed: the folder is a real identity now
         log.info("added identity %r (%s)", name, ident_id)
         return record
@@ -224,7 +229,7 @@ class IdentityLibrary:
         """Change the name in the row and in the file's metadata; a case-only change is allowed."""
         new_name = normalize_name(new)
         self._check_writable()
-        with transaction(self.db_path) as con:
+        with fs_errors(self.root, f"rename {old!r}"), transaction(self.db_path) as con:
             record = self._get(con, old)
             other = self._find(con.execute("SELECT * FROM identities WHERE id != ?", (record.id,)).fetchall(), new_name)
             if other is not None:
@@ -256,15 +261,17 @@ class IdentityLibrary:
         """Mark the folder, remove the row, then the files: a crash leaves a marked folder (removed on
         the next open if the row is gone, unmarked again if it is not)."""
         self._check_writable()
-        with transaction(self.db_path) as con:
-            record = self._get(con, name)
-            marker = record.dir / DELETING
-            try:
+        marker: Path | None = None
+        try:
+            with fs_errors(self.root, f"delete {name!r}"), transaction(self.db_path) as con:
+                record = self._get(con, name)
+                marker = record.dir / DELETING
                 marker.touch()
                 con.execute("DELETE FROM identities WHERE id = ?", (record.id,))
-            except BaseException:
+        except BaseException:  # the row is still there (a failed commit included): unmark the folder
+            if marker is not None:
                 marker.unlink(missing_ok=True)
-                raise
+            raise
         recovery.remove(record.dir)
         log.info("deleted identity %r (%s)", record.name, record.id)
         return record
@@ -279,7 +286,8 @@ class IdentityLibrary:
             raise InputError(f"{dest}: export to a file ending in .safetensors (other tools and import expect it)")
         if dest.exists() and not overwrite:
             raise InputError(f"{dest} already exists; choose another file name or allow overwriting")
-        return copy_atomic(record.embedding_path, dest)
+        with fs_errors(dest.parent, f"write {dest.name}"):
+            return copy_atomic(record.embedding_path, dest)
 
     def import_file(
         self,

@@ -33,7 +33,7 @@ from ..names import name_key, normalize_name
 from ..safety.consent import Consent, require_consent
 from .identities import DuplicateNameError, IdentityLibrary
 from .records import JobRecord
-from .store import UPLOADS_DIR, connect, now_iso, transaction
+from .store import UPLOADS_DIR, connect, fs_errors, now_iso, transaction
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -156,8 +156,8 @@ class JobQueue:
         self.root = library.root
         self.db_path = library.db_path
         self.uploads_dir = self.root / UPLOADS_DIR
-        self.uploads_dir.mkdir(parents=True, exist_ok=True)
-        with transaction(self.db_path) as con:
+        with fs_errors(self.root, "open the job queue"), transaction(self.db_path) as con:
+            self.uploads_dir.mkdir(parents=True, exist_ok=True)
             for statement in SCHEMA:
                 con.execute(statement)
             columns = {row["name"] for row in con.execute("PRAGMA table_info(jobs)")}
@@ -196,7 +196,7 @@ class JobQueue:
             "created_at": now_iso(),
         }  # fmt: skip
         try:
-            with transaction(self.db_path) as con:
+            with fs_errors(self.root, f"queue {name!r}"), transaction(self.db_path) as con:
                 self._insert(con, row)
                 write_atomic(upload, data)
         except BaseException:

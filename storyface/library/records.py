@@ -38,13 +38,11 @@ class IdentityRecord:
 
     @property
     def headshot_path(self) -> Path | None:
-        path = self.dir / HEADSHOT_FILE
-        return path if path.is_file() else None
+        return _file(self.dir / HEADSHOT_FILE)
 
     @property
     def thumb_path(self) -> Path | None:
-        path = self.dir / THUMB_FILE
-        return path if path.is_file() else None
+        return _file(self.dir / THUMB_FILE)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, for the CLI's ``--json`` and the web app."""
@@ -92,3 +90,11 @@ class JobRecord:
         out = dataclasses.asdict(self)
         out["photo_path"] = str(self.photo_path)
         return out
+
+
+def _file(path: Path) -> Path | None:
+    """The path if a readable file is there; None if not (missing, or a folder this user may not read)."""
+    try:
+        return path if path.is_file() else None
+    except OSError:
+        return None

@@ -25,6 +25,7 @@ from ..errors import InputError, StoryFaceError
 from ..identity.tokens import Identity
 from .identities import IdentityLibrary
 from .jobs import JobCancelled, JobQueue, JobRecord, Progress, TrainFn
+from .space import bytes_to_keep, require_space
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Worker:
     def _run(self, job: JobRecord) -> None:
         should_stop = _StopCheck(self.queue, job.id, self.stop_event, self.cancel_poll_s)
         try:
+            require_space(self.queue.root, bytes_to_keep(), f"keeping {job.name}")  # before any model work
             identity, headshot = self.train_fn(job, self._progress(job.id), should_stop)
             failure = None
         except StoryFaceError as exc:
