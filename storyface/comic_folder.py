@@ -28,16 +28,17 @@ from .errors import ImageError, InputError, StoryError
 from .files import write_atomic
 from .limits import (
     MAX_CAPTION_CHARS,
+    MAX_GUIDANCE,
     MAX_LINES_PER_PANEL,
     MAX_NEGATIVE_CHARS,
     MAX_PANEL_SIDE,
     MAX_PANELS,
     MAX_PEOPLE_PER_PANEL,
+    MAX_PROMPT_CHARS,
     MAX_RENDER_STEPS,
     MAX_SCRIPT_BYTES,
     MAX_SEED,
     MAX_SENTENCE_CHARS,
-    MAX_STYLE_CHARS,
     MAX_TITLE_CHARS,
     MIN_PANEL_SIDE,
 )
@@ -52,8 +53,6 @@ PANELS_DIR = "panels"
 REFERENCES_DIR = "references"
 EVAL_JSON = "eval.json"
 EVAL_HTML = "eval.html"
-MAX_PROMPT_CHARS = MAX_SENTENCE_CHARS + MAX_STYLE_CHARS + 500  # sentence + styles + preset words
-MAX_GUIDANCE = 30.0
 
 
 class PanelRecord(BaseModel):

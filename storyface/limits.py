@@ -23,6 +23,10 @@ MAX_META_KEY_CHARS = 100  # a metadata key ("base_model", "probe_loss_start"): a
 # plus a LayerNorm output (|x| < sqrt(2 * width) ~ 64 at the very most) times a std below 1. 100 keeps
 # room for every honest or test row, and keeps squares finite even in float16 (100^2 < 65,504).
 MAX_EMBEDDING_ABS = 100.0
+# safetensors dtypes we read weights in (identity rows, LoRA matrices): floats torch widens or narrows to
+# float32 exactly enough (float64 is narrowed, then checked for overflow). Not float8 (no finite check,
+# too coarse), not ints, bools or complex numbers: those are no embedding or weight delta.
+FLOAT_TENSOR_DTYPES = ("F16", "BF16", "F32", "F64")
 MIN_ROW_NORM = 1e-4  # a row shorter than this is (nearly) all zeros: no word, and no direction to compare
 
 # -- text --------------------------------------------------------------------------------------------
@@ -43,6 +47,9 @@ MAX_APPEARANCE_CHARS = 200  # a person's appearance notes, added to every prompt
 # -- work --------------------------------------------------------------------------------------------
 MAX_TRAIN_STEPS = 5_000
 MAX_RENDER_STEPS = 150
+MAX_GUIDANCE = 30.0  # classifier-free guidance; SDXL's useful range ends near 15
+MAX_PROMPT_CHARS = MAX_SENTENCE_CHARS + MAX_STYLE_CHARS + 500  # sentence + styles + preset words + appearance
+MAX_RENDER_BATCH = 16  # panels in one pipeline call
 MAX_SEED = 2**63 - 1
 MAX_PANEL_SIDE = 2_048  # px; SDXL's native sizes are at most 1536 on a side
 MIN_PANEL_SIDE = 64

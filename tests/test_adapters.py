@@ -340,6 +340,23 @@ def test_missing_and_pickle_and_empty_files_are_clear_input_errors(base, tmp_pat
         apply_loras(base, [str(tmp_path / "broken.safetensors")])
 
 
+def test_float8_integer_and_non_finite_lora_weights_are_refused_before_fusing(base, tmp_path):
+    names = linear_names(base.pipe.unet, "transformer_blocks")[:2]
+    before = weights(base)
+    for label, change, message in (
+        ("f8", lambda t: t.to(torch.float8_e4m3fn), "holds F8_E4M3 values"),
+        ("int", lambda t: (t * 100).to(torch.int8), "holds I8 values"),
+        ("nan", lambda t: t.index_fill(0, torch.tensor([0]), float("nan")), "not finite numbers"),
+    ):
+        sd = peft_lora(base, names, seed=2)
+        key = next(iter(sd))
+        sd[key] = change(sd[key])
+        with pytest.raises(LoraFileError, match=message):
+            apply_loras(base, [str(write(tmp_path / f"{label}.safetensors", sd))])
+    assert_same_weights(weights(base), before)
+    assert not base.loras
+
+
 def test_hub_id_offline_says_so(base, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(LoraFileError, match="hub"):

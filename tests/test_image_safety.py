@@ -70,3 +70,23 @@ def test_labels_are_matched_by_word_not_by_letters():
     assert unsafe_labels({0: "safe", 1: "unsafe"}) == [1]
     assert unsafe_labels({0: "not_nsfw", 1: "NSFW"}) == [1]
     assert unsafe_labels({0: "nonsexual", 1: "pornographic", 2: "drawings"}) == [1]
+
+
+def test_the_renderer_blacks_out_and_records_what_the_checker_flags(tmp_path, monkeypatch):
+    import numpy as np
+
+    from storyface.models import load_model
+    from storyface.render import RenderConfig, Renderer
+
+    model = load_model("tiny", device="cpu")
+    config = RenderConfig(steps=1, width=64, height=64, batch_size=2)
+    monkeypatch.setenv("STORYFACE_IMAGE_CHECKER", tiny_classifier(tmp_path / "nsfw", ["normal", "nsfw"], [0.0, 5.0]))
+    strict = Renderer(model, image_checker=ImageSafetyChecker.from_env())
+    flagged = strict.render(["a lighthouse at night", "a cat on a sofa"], config=config)
+    assert [p.blocked for p in flagged] == [True, True] and [p.record()["blocked"] for p in flagged] == [True, True]
+    assert all(np.asarray(p.image).max() == 0 for p in flagged)
+    calm = Renderer(model, image_checker=ImageSafetyChecker(tiny_classifier(tmp_path / "ok", ["normal", "nsfw"], [5.0, 0.0])))
+    kept = calm.render(["a lighthouse at night", "a cat on a sofa"], config=config)
+    assert [p.blocked for p in kept] == [False, False] and all(np.asarray(p.image).max() > 0 for p in kept)
+    monkeypatch.delenv("STORYFACE_IMAGE_CHECKER")
+    assert ImageSafetyChecker.from_env() is None

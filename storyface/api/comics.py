@@ -16,7 +16,6 @@ from ..eval.likeness import PanelScore, ReferenceSource, reference_image, refere
 from ..faces import FaceEncoder
 from ..identity.tokens import Identity
 from ..library.checks import clean_appearance
-from ..limits import MAX_NEGATIVE_CHARS, MAX_STYLE_CHARS, MAX_TITLE_CHARS
 from ..names import tidy
 from ..render.book import Book
 from ..render.generate import PanelImage, RenderConfig, Renderer
@@ -25,6 +24,7 @@ from ..render.regions import plan_from_dict
 from ..safety import ContentPolicy, ContentPolicyError
 from ..story.prompts import PanelPrompt, build_prompts, token_counter
 from ..story.schema import Panel, check_panel_count
+from .checks import check_comic_text, check_render_request
 from .book import (
     BookSettings,
     check_texts,
@@ -60,13 +60,6 @@ class Comic:
         return self.book.pages
 
 
-def _limited(text: str | None, limit: int, what: str) -> str:
-    text = tidy(text or "")
-    if len(text) > limit:
-        raise StoryError(f"{what} is {len(text):,} characters; keep it to {limit:,}")
-    return text
-
-
 def plan_prompts(
     renderer: Renderer,
     panels: Sequence[Panel],
@@ -86,9 +79,9 @@ def plan_prompts(
     things before anything renders.
     """
     check_panel_count(panels)
-    free_style = _limited(free_style, MAX_STYLE_CHARS, "the style words")
-    if negative_prompt is not None:
-        negative_prompt = _limited(negative_prompt, MAX_NEGATIVE_CHARS, "the negative prompt")
+    check_comic_text(free_style=free_style, negative_prompt=negative_prompt, styles=styles)
+    free_style = tidy(free_style or "")
+    negative_prompt = tidy(negative_prompt) if negative_prompt is not None else None
     notes = {i.name: i.metadata["appearance"] for i in identities if i.metadata.get("appearance")}
     notes.update({name: text for name, text in (appearance or {}).items()})
     notes = {name: clean_appearance(text) for name, text in notes.items() if clean_appearance(text)}
@@ -137,6 +130,7 @@ def make_comic(
     ``retries`` times.
     """
     # 1. everything a person typed, checked before any model work
+    check_render_request(len(panels), seed, retries, min_likeness)
     policy, book = policy or renderer.policy, book or BookSettings()
     title = _checked_title(title, policy)
     texts = panel_texts([p.caption for p in panels], [p.dialogue for p in panels], [p.characters for p in panels])
@@ -176,7 +170,8 @@ def _render(renderer, prompts, seed, config, sizes, by_token, by_name, vectors, 
 
 def _checked_title(title: str | None, policy: ContentPolicy) -> str | None:
     """The page title is drawn on the page, so it passes the limits and the policy like a prompt."""
-    title = _limited(title, MAX_TITLE_CHARS, "the title")
+    check_comic_text(title=title)
+    title = tidy(title or "")
     if not title:
         return None
     try:
@@ -236,7 +231,7 @@ def write_comic(
         "pages": len(lettered.pages), "panels": records, "references": refs,
     })  # fmt: skip
     warnings = [w for p in prompts for w in p.warnings]
-    warnings += [f"panel {i}: the model's safety checker flagged it, so it is black" for i, im in enumerate(images, 1) if im.blocked]
+    warnings += [f"panel {i}: a safety checker (the model's own or STORYFACE_IMAGE_CHECKER) flagged it, so it is black" for i, im in enumerate(images, 1) if im.blocked]
     return Comic(folder.path, lettered, files + pages, images, prompts, panels, warnings)
 
 

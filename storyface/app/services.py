@@ -88,12 +88,15 @@ class Services:
 
         root = resolve(data_dir)
         library = IdentityLibrary(root)  # a bad data dir fails before the (slow) model load
-        policy = ContentPolicy.from_env()  # the user's setting, read once here, at the door
+        policy = ContentPolicy.from_env()  # the user's settings, read once here, at the door
+        from ..safety.images import ImageSafetyChecker
+
+        checker = ImageSafetyChecker.from_env()  # before the slow model load: a bad name fails fast
         loaded = model if isinstance(model, LoadedModel) else load_model(model)
         kind = "tiny" if loaded.is_tiny else "real"
         services = cls(
             model=loaded,
-            renderer=Renderer(loaded, policy=policy),
+            renderer=Renderer(loaded, policy=policy, image_checker=checker),
             library=library,
             queue=JobQueue(library),
             comics_dir=root / COMICS_DIR,

@@ -93,10 +93,11 @@ def library(data_dir: Optional[Path], readonly: bool = False):
 
 
 def renderer(model: str):
-    """The model's renderer with the content policy the user set (read here, once)."""
+    """The model's renderer with the content policy and image checker the user set (read here, once)."""
     from ..api import ContentPolicy, Renderer
+    from ..safety.images import ImageSafetyChecker
 
-    return Renderer(load(model), policy=ContentPolicy.from_env())
+    return Renderer(load(model), policy=ContentPolicy.from_env(), image_checker=ImageSafetyChecker.from_env())
 
 
 def progress() -> Progress:

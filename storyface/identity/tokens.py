@@ -20,6 +20,7 @@ import torch
 from ..errors import FamilyMismatchError, IdentityFileError, InputError
 from ..files import write_atomic
 from ..limits import (
+    FLOAT_TENSOR_DTYPES,
     MAX_EMBEDDING_ABS,
     MAX_IMPORT_BYTES,
     MAX_IMPORT_TOKENS,
@@ -39,10 +40,6 @@ log = logging.getLogger(__name__)
 FORMAT = "storyface-identity/1"
 FAMILY_KEYS = {"sdxl": ("clip_l", "clip_g"), "sd2": ("emb_params",)}
 TOKENS_PER_ENCODER = 2
-# safetensors dtypes an identity's rows may come in: floats torch widens or narrows to float32 exactly
-# enough (float64 is narrowed, then checked for overflow). Not float8 (no finite check, too coarse),
-# not ints, bools or complex numbers: those are no word embedding.
-FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
 
 @dataclass(frozen=True)
@@ -168,10 +165,10 @@ def _check_metadata(filename: str, meta: dict[str, str]) -> None:
 
 def _check_header(filename: str, key: str, dtype: str, shape: list[int]) -> None:
     """Dtype and shape as the file's header states them, before the tensor is read."""
-    if dtype not in FLOAT_DTYPES:
+    if dtype not in FLOAT_TENSOR_DTYPES:
         raise IdentityFileError(
             f"{filename}: {key} holds {dtype} values; identity rows are floating-point numbers "
-            f"({', '.join(FLOAT_DTYPES)}), so this is not an identity file"
+            f"({', '.join(FLOAT_TENSOR_DTYPES)}), so this is not an identity file"
         )
     if len(shape) not in (1, 2):
         raise IdentityFileError(f"{filename}: {key} has shape {shape}; an identity holds a [tokens, width] matrix")

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, ModelError
+from ..limits import FLOAT_TENSOR_DTYPES
 from .quality import DISTILL_KINDS, STYLE_KIND, check_kind, detect_kind
 
 if TYPE_CHECKING:
@@ -225,6 +226,7 @@ def _down_keys(keys: Iterator[str] | Sequence[str]) -> int:
 
 def read_lora_file(path: Path) -> dict[str, torch.Tensor]:
     """The LoRA tensors of a ``.safetensors`` file; refuses files too big to be a LoRA or holding none."""
+    import torch
     from safetensors import SafetensorError, safe_open
 
     size = path.stat().st_size
@@ -233,9 +235,20 @@ def read_lora_file(path: Path) -> dict[str, torch.Tensor]:
     try:
         with safe_open(str(path), framework="pt") as f:
             keys = list(f.keys())
-            tensors = {k: f.get_tensor(k) for k in keys if _is_lora_key(k)}
+            wanted = [k for k in keys if _is_lora_key(k)]
+            for key in wanted:  # from the header, before any tensor is read
+                dtype = f.get_slice(key).get_dtype()
+                if dtype not in FLOAT_TENSOR_DTYPES:
+                    raise LoraFileError(f"{path.name}: {key} holds {dtype} values; LoRA weights are read in "
+                                        f"{', '.join(FLOAT_TENSOR_DTYPES)} (convert a float8 or quantised file first)")  # fmt: skip
+            tensors = {k: f.get_tensor(k) for k in wanted}
+    except LoraFileError:
+        raise
     except (SafetensorError, OSError, ValueError) as exc:
         raise LoraFileError(f"{path.name} is not a readable .safetensors file: {exc}") from exc
+    bad = next((k for k, t in tensors.items() if not bool(torch.isfinite(t.float()).all())), None)
+    if bad is not None:  # fused, one NaN would spread through every later image
+        raise LoraFileError(f"{path.name}: {bad} holds values that are not finite numbers (NaN or infinity)")
     if not tensors:
         hint = ""
         if any(k.startswith(("model.diffusion_model.", "down_blocks.", "conditioner.")) for k in keys):

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ..identity.tokens import Identity
     from ..models import LoadedModel
     from ..safety import ContentPolicy
+    from ..safety.images import ImageSafetyChecker
     from .regions import Region
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,18 @@ log = logging.getLogger(__name__)
 class Renderer:
     """Renders panels with one loaded pipeline; safe to share between threads (calls serialise)."""
 
-    def __init__(self, model: LoadedModel, policy: ContentPolicy | None = None) -> None:
+    def __init__(
+        self, model: LoadedModel, policy: ContentPolicy | None = None, image_checker: ImageSafetyChecker | None = None
+    ) -> None:
         """``policy`` is what every prompt this renderer draws must pass (strict when not given); the
-        doors read the user's setting (``STORYFACE_CONTENT_POLICY``) once and pass it here."""
+        doors read the user's setting (``STORYFACE_CONTENT_POLICY``) once and pass it here. With an
+        ``image_checker`` (``STORYFACE_IMAGE_CHECKER``) every panel is also judged as a picture, and a
+        flagged one is blacked out and recorded as blocked, as the model's own checker does."""
         from ..safety import ContentPolicy
 
         self.model = model
         self.policy = policy if policy is not None else ContentPolicy()
+        self.image_checker = image_checker
         self._lock = threading.RLock()
         self._scheduler_config = dict(model.pipe.scheduler.config)  # the model's own, never mutated
         self._schedulers: dict[str, Any] = {}
@@ -145,6 +151,8 @@ class Renderer:
                     [prompts[i] for i in batch], [negatives[i] for i in batch], [seeds[i] for i in batch], config,
                     on_step, sizes[batch[0]], [plans[i] for i in batch],
                 )  # fmt: skip
+                if self.image_checker is not None:
+                    flagged = [a or b for a, b in zip(flagged, self.image_checker.flagged(images))]
                 for i, image, hit in zip(batch, images, flagged):
                     panel = self._panel(i, image, prompts[i], negatives[i], seeds[i], config, sizes[i])
                     done[i] = _blocked(panel) if hit else panel

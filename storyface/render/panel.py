@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, StoryFaceError
-from ..limits import MAX_SEED
+from ..limits import MAX_GUIDANCE, MAX_PANEL_SIDE, MAX_PANELS, MAX_PROMPT_CHARS, MAX_RENDER_BATCH, MAX_RENDER_STEPS, MAX_SEED
 from .decoders import check_decoder
 
 if TYPE_CHECKING:
@@ -75,18 +75,18 @@ class RenderConfig:
     decoder: str = "full"  # "tiny": TAESD decodes the latents (render.decoders); faster, softer detail
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise InputError(f"steps must be at least 1, got {self.steps}")
-        if self.guidance < 0:
-            raise InputError(f"guidance must be 0 or more, got {self.guidance}")
+        if not 1 <= self.steps <= MAX_RENDER_STEPS:
+            raise InputError(f"steps must be from 1 to {MAX_RENDER_STEPS}, got {self.steps}")
+        if not 0 <= self.guidance <= MAX_GUIDANCE:
+            raise InputError(f"guidance must be from 0 to {MAX_GUIDANCE:g}, got {self.guidance}")
         if not 0.0 <= self.eta <= 1.0:
             raise InputError(f"eta must be from 0 to 1, got {self.eta}")
-        if self.batch_size < 1:
-            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not 1 <= self.batch_size <= MAX_RENDER_BATCH:
+            raise InputError(f"batch_size must be from 1 to {MAX_RENDER_BATCH}, got {self.batch_size}")
         for side in ("width", "height"):
             value = getattr(self, side)
-            if value is not None and (value < 8 or value % 8):
-                raise InputError(f"{side} must be a positive multiple of 8 (the VAE downscales by 8), got {value}")
+            if value is not None and (not 8 <= value <= MAX_PANEL_SIDE or value % 8):
+                raise InputError(f"{side} must be a multiple of 8 (the VAE downscales by 8) up to {MAX_PANEL_SIDE}, got {value}")
         _check_scheduler(self.scheduler)
         _check_seed(self.seed)
         check_decoder(self.decoder)
@@ -158,6 +158,12 @@ def _normalise_inputs(
     if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
         raise InputError("prompts must be a list of strings, one per panel")
     n = len(prompts)
+    if n > MAX_PANELS:
+        raise InputError(f"{n} prompts in one render; at most {MAX_PANELS} (a page's worth, several times over)")
+    for what, texts in (("prompt", prompts), ("negative prompt", [negative_prompts] if isinstance(negative_prompts, str) else negative_prompts)):
+        longest = max((len(t) for t in texts if isinstance(t, str)), default=0)
+        if longest > MAX_PROMPT_CHARS:
+            raise InputError(f"a {what} of {longest:,} characters; keep each to {MAX_PROMPT_CHARS:,}")
     negatives = [negative_prompts] * n if isinstance(negative_prompts, str) else list(negative_prompts)
     if len(negatives) != n or not all(isinstance(p, str) for p in negatives):
         raise InputError(f"got {len(negatives)} negative prompts for {n} panels; give one string or one per panel")

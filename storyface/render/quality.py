@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from .generate import RenderConfig
+    from .panel import RenderConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ DISTILL_KINDS = ("lightning", "hyper", "lcm", "tcd")
 STYLE_KIND = "style"
 LORA_KINDS = (STYLE_KIND, *DISTILL_KINDS)
 
-# kind -> (scheduler name in render.generate.SCHEDULERS, guidance, eta, default steps, steps it was made for)
+# kind -> (scheduler name in render.panel.SCHEDULERS, guidance, eta, default steps, steps it was made for)
 # eta only matters to TCD (its "gamma"); the pipeline passes 0.0 unless told, which makes TCD deterministic.
 _KIND_SETTINGS: dict[str, tuple[str, float, float, int, tuple[int, ...]]] = {
     "lightning": ("euler_trailing", 0.0, 0.0, 4, (2, 4, 8)),
@@ -81,7 +81,7 @@ class QualityPreset:
 
     def render_config(self, base: RenderConfig | None = None) -> RenderConfig:
         """``base`` with this preset's steps, scheduler, guidance and eta; its size, batch and seed kept."""
-        from .generate import RenderConfig
+        from .panel import RenderConfig
 
         base = base or RenderConfig()
         guidance = base.guidance if self.guidance is None else self.guidance

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 # finds "unsafe" at least as likely as everything else together. Lower it to black out more borderline
 # panels (more false alarms), raise it to black out fewer (more misses).
 THRESHOLD = 0.5
+ENV_VAR = "STORYFACE_IMAGE_CHECKER"  # a classifier's folder or hub id: every door's renderer uses it
 BATCH = 8  # panels per forward pass: a page is at most 24 panels, and 8 keeps CPU memory small
 UNSAFE_WORDS = ("nsfw", "porn", "hentai", "sexy", "unsafe", "explicit", "nude", "nudity", "naked", "sexual", "erotic")
 _NEGATED = re.compile(r"^(?:not|non|no)[\s_-]")  # "not_nsfw", "non-porn" are the safe class
@@ -62,6 +63,15 @@ class ImageSafetyChecker:
             )
         self.device, self.threshold, self.name = device, threshold, model
         log.info("image safety classifier %s: unsafe labels %s", model, [labels[i] for i in self.unsafe])
+
+    @classmethod
+    def from_env(cls, device: str = "cpu") -> ImageSafetyChecker | None:
+        """The classifier named by ``STORYFACE_IMAGE_CHECKER``, or None when it is not set; the doors
+        read it once, with the content policy, and hand it to the renderer."""
+        import os
+
+        name = os.environ.get(ENV_VAR, "").strip()
+        return cls(name, device=device) if name else None
 
     def scores(self, images: Sequence[Any]) -> list[float]:
         """The probability each image is unsafe (the unsafe labels' probabilities summed)."""
