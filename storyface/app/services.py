@@ -69,6 +69,7 @@ class Services:
     device_lock: threading.Lock
     train_steps: int
     render_steps: int
+    trainer: Any = None  # the job worker's training function; None: the app's own model (SharedModelTrainer)
     _stop: threading.Event = field(default_factory=threading.Event)
     _worker: threading.Thread | None = None
 
@@ -81,19 +82,32 @@ class Services:
         train_steps: int | None = None,
         render_steps: int | None = None,
         worker: bool = True,
+        cluster: str | None = None,
     ) -> Services:
-        """Open the library (``data_dir`` or the default), load the model once, start the worker thread."""
+        """Open the library (``data_dir`` or the default), load the model once, start the worker thread.
+
+        With ``cluster`` (a ``storyface serve`` URL) no model is loaded here: the cluster's renderer and
+        trainer take the local ones' places, and ``model`` is the cluster's (``model`` is ignored).
+        """
         from ..api import load_model
         from ..paths import data_dir as resolve
 
         root = resolve(data_dir)
         library = IdentityLibrary(root)  # a bad data dir fails before the (slow) model load
         policy = ContentPolicy.from_env()  # the user's setting, read once here, at the door
-        loaded = model if isinstance(model, LoadedModel) else load_model(model)
+        trainer = None
+        if cluster:
+            from ..cluster import connect
+
+            renderer, trainer = connect(cluster, policy=policy)
+            loaded = renderer.model
+        else:
+            loaded = model if isinstance(model, LoadedModel) else load_model(model)
+            renderer = Renderer(loaded, policy=policy)
         kind = "tiny" if loaded.is_tiny else "real"
         services = cls(
             model=loaded,
-            renderer=Renderer(loaded, policy=policy),
+            renderer=renderer,
             library=library,
             queue=JobQueue(library),
             comics_dir=root / COMICS_DIR,
@@ -101,6 +115,7 @@ class Services:
             device_lock=threading.Lock(),
             train_steps=train_steps or TRAIN_STEPS[kind],
             render_steps=render_steps or RENDER_STEPS[kind],
+            trainer=trainer,
         )
         services.comics_dir.mkdir(parents=True, exist_ok=True)
         services.exports_dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +128,7 @@ class Services:
         if self._worker is not None and self._worker.is_alive():
             return
         self._stop.clear()
-        trainer = SharedModelTrainer(self.model, self.device_lock)
+        trainer = self.trainer or SharedModelTrainer(self.model, self.device_lock)
         runner = Worker(self.queue, trainer, stop_event=self._stop)
         self._worker = threading.Thread(
             target=runner.run_forever, args=(self._stop, WORKER_POLL_S), name="storyface-train-worker", daemon=True

@@ -314,6 +314,7 @@ def launch(
     block: bool = True,
     train_steps: int | None = None,
     render_steps: int | None = None,
+    cluster: str | None = None,
 ) -> RunningApp:
     """Load the model once, start the training worker and serve the page (local-only by default).
 
@@ -321,7 +322,7 @@ def launch(
     serves until interrupted and then stops the worker.
     """
     login = resolve_auth(host, auth, os.environ)  # refuse an open network port before loading anything
-    services = Services.start(model, data_dir, train_steps=train_steps, render_steps=render_steps)
+    services = Services.start(model, data_dir, train_steps=train_steps, render_steps=render_steps, cluster=cluster)
     try:
         demo = build_demo(services)
         demo.queue(default_concurrency_limit=1)

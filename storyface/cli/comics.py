@@ -25,6 +25,7 @@ from .common import (
     renderer,
     say,
 )
+from .cluster import ClusterOpt
 
 IdentityOpt = Annotated[
     list[str], typer.Option("--identity", help="An identity .safetensors or a library name; repeat per person.")
@@ -79,6 +80,7 @@ def comic(
     retries: Annotated[int, typer.Option("--retries", min=0, max=5, help="New seeds to try per weak panel (with --min-likeness).")] = 2,
     eval_encoder: Annotated[str, typer.Option("--eval-encoder", help="Face encoder that scores likeness: dlib, vit or arcface.")] = "dlib",
     eval_encoder_model: Annotated[Optional[str], typer.Option("--eval-encoder-model", help="Model folder or id (vit), or .onnx file (arcface).")] = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Render one panel per sentence with your identities; letter the dialogue and lay out the pages."""
     from ..api import BookSettings, RenderConfig, get_face_encoder, identities_for, make_comic, read_script
@@ -89,7 +91,7 @@ def comic(
     script = read_script(read_text(story_file), str(story_file), [m.identity.name for m in cast], backend)
     config = RenderConfig(steps=steps, guidance=guidance, width=size, height=size, scheduler=scheduler)
     references = {m.identity.name: m.reference for m in cast if m.reference is not None}
-    draw = renderer(model)
+    draw = renderer(model, cluster)
     with progress() as bar:
         task = bar.add_task("rendering", total=None, info=f"{len(script.panels)} panels")
         result = make_comic(
@@ -123,13 +125,14 @@ def redraw(
     model: ModelOpt = DEFAULT_MODEL,
     consent_by: ConsentOpt = None,
     data_dir: DataDirOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Draw one panel again with a new (or given) seed; every other panel stays exactly as it was."""
     from ..api import ComicFolder, identities_for, redraw_panel
 
     ComicFolder(comic_dir).read()  # a damaged record fails before the model loads
     cast = identities_for(identity, library(data_dir, readonly=True) if _needs_library(identity) else None, consent_by)
-    result = redraw_panel(renderer(model), comic_dir, panel, [m.identity for m in cast], seed)
+    result = redraw_panel(renderer(model, cluster), comic_dir, panel, [m.identity for m in cast], seed)
     say(f"panel {panel} drawn again with seed {result.panels[panel - 1].seed}; wrote {result.folder.pages_dir}")
 
 
@@ -202,8 +205,9 @@ def ui(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 7860,
     data_dir: DataDirOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """The web app: cast, story, style, generate."""
     from ..app.ui import launch
 
-    launch(model=model, host=host, port=port, data_dir=data_dir)
+    launch(model=model, host=host, port=port, data_dir=data_dir, cluster=cluster)

@@ -92,10 +92,15 @@ def library(data_dir: Optional[Path], readonly: bool = False):
     return lib
 
 
-def renderer(model: str):
-    """The model's renderer with the content policy the user set (read here, once)."""
+def renderer(model: str, cluster: str | None = None):
+    """The model's renderer with the content policy the user set (read here, once); with ``cluster``
+    (a URL), the cluster's renderer in its place, and no model loaded here."""
     from ..api import ContentPolicy, Renderer
 
+    if cluster:
+        from .cluster import connect
+
+        return connect(cluster, policy=ContentPolicy.from_env())[0]
     return Renderer(load(model), policy=ContentPolicy.from_env())
 
 

@@ -24,6 +24,7 @@ from .common import (
     progress,
     say,
 )
+from .cluster import ClusterOpt, connect
 
 ids_app = typer.Typer(no_args_is_help=True, help="The identity library: list, show, rename, delete, export, import, recover.")
 jobs_app = typer.Typer(no_args_is_help=True, help="Training jobs: list, cancel, work.")
@@ -201,8 +202,10 @@ def jobs_work(
     data_dir: DataDirOpt = None,
     once: Annotated[bool, typer.Option("--once", help="Exit when the queue is empty.")] = False,
     poll: Annotated[float, typer.Option(min=0.05, max=60, help="Seconds between queue checks when idle.")] = 1.0,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Run queued training jobs one at a time (one worker per GPU, with CUDA_VISIBLE_DEVICES; one on CPU)."""
     from ..library.worker import run_worker
 
-    raise typer.Exit(run_worker(data_dir, once=once, poll_s=poll))
+    trainer = connect(cluster)[1] if cluster else None
+    raise typer.Exit(run_worker(data_dir, once=once, poll_s=poll, train_fn=trainer))

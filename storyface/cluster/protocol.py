@@ -176,9 +176,9 @@ def raise_reply_error(reply: Mapping[str, Any]) -> None:
         return
     name = str(error.get("type", "ClusterError")) if isinstance(error, Mapping) else "ClusterError"
     message = str(error.get("message", error)) if isinstance(error, Mapping) else str(error)
-    cls = _error_classes().get(name, ClusterError)
+    cls = _error_classes().get(name)
     try:
-        exc = cls(message)
+        exc = cls(message) if cls is not None else ClusterError(f"{name}: {message}")
     except TypeError:  # a class with another constructor: keep the message, say which error it was
         exc = ClusterError(f"{name}: {message}")
     raise exc

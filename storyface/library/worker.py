@@ -192,14 +192,19 @@ def load_train_fn(spec: str) -> TrainFn:
     return fn
 
 
-def run_worker(data_dir: str | os.PathLike | None = None, *, once: bool = False, poll_s: float = 1.0) -> int:
-    """Run queued jobs until stopped (SIGTERM/SIGINT stop it cleanly) or, with ``once``, until the queue is empty."""
+def run_worker(
+    data_dir: str | os.PathLike | None = None, *, once: bool = False, poll_s: float = 1.0, train_fn: TrainFn | None = None
+) -> int:
+    """Run queued jobs until stopped (SIGTERM/SIGINT stop it cleanly) or, with ``once``, until the queue is empty.
+
+    ``train_fn`` (e.g. a cluster's trainer) replaces the default LibraryTrainer."""
     from ..paths import data_dir as resolve
 
     queue = JobQueue(IdentityLibrary(resolve(data_dir)))
     spec = os.environ.get(TRAIN_FN_ENV)
     stop = threading.Event()
-    worker = Worker(queue, load_train_fn(spec) if spec else LibraryTrainer(), stop_event=stop)
+    train_fn = train_fn or (load_train_fn(spec) if spec else LibraryTrainer())
+    worker = Worker(queue, train_fn, stop_event=stop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     log.info("worker %d on %s", worker.pid, queue.root)
