@@ -392,6 +392,55 @@ def test_the_token_is_checked_on_every_request(served) -> None:
         served.client(token="wrong-token-of-enough-length").info()
 
 
+def test_the_doors_send_their_gpu_work_to_the_cluster(served, tmp_path, monkeypatch, grace_hopper_path) -> None:
+    """`jobs work`, `comic` and `redraw` with --cluster, and the web app's services with cluster=URL."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from storyface.app.services import Services
+    from storyface.cli import app
+    from storyface.cluster.remote import ClusterRenderer, ClusterTrainer
+
+    monkeypatch.setenv("STORYFACE_CLUSTER_TOKEN", served.token)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    home, out = tmp_path / "home", tmp_path / "comic"
+    runner = CliRunner()
+
+    def cli(*args):
+        result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    cli("train", grace_hopper_path, "--name", "Grace Hopper", "--consent-by", "Test Runner", "--model", "tiny",
+        "--steps", "2", "--queue", "--data-dir", home)  # fmt: skip
+    cli("jobs", "work", "--once", "--data-dir", home, "--cluster", served.url)
+    assert [r.name for r in api.IdentityLibrary(home).list()] == ["Grace Hopper"]
+    story = tmp_path / "story.txt"
+    story.write_text("Grace Hopper found a moth in the computer. Grace Hopper laughed.", encoding="utf-8")
+    cli("comic", "--story", story, "--identity", "Grace Hopper", "--data-dir", home, "--cluster", served.url,
+        "--steps", "2", "--out", out, "--backend", "offline")  # fmt: skip
+    record = json.loads((out / "comic.json").read_text())
+    assert record["model"] == "tiny" and len(record["panels"]) == 2 and list((out / "pages").glob("*.png"))
+    cli("redraw", out, "--panel", "1", "--seed", "5", "--identity", "Grace Hopper", "--data-dir", home,
+        "--cluster", served.url)  # fmt: skip
+    assert json.loads((out / "comic.json").read_text())["panels"][0]["seed"] == 5
+    # the web app: no model here, the cluster's renderer and trainer in the local ones' places
+    services = Services.start("not-loaded-here", tmp_path / "app", cluster=served.url)
+    try:
+        assert isinstance(services.renderer, ClusterRenderer) and isinstance(services.trainer, ClusterTrainer)
+        assert services.model.source == "tiny" and services.render_steps == 4  # the tiny model's settings
+        person = api.prepare_person(grace_hopper_path, "Ada Lovelace", CONSENT, {"steps": 2})
+        job = api.queue_person(services.library, grace_hopper_path, services.model.source, person)
+        deadline = time.monotonic() + 120
+        while services.queue.get(job.id).state in ("queued", "running"):
+            assert time.monotonic() < deadline, "the app's worker never finished the job"
+            time.sleep(0.3)
+        assert services.queue.get(job.id).state == "done" and "Ada Lovelace" in services.library
+    finally:
+        services.close()
+
+
 def _cpu_seconds(pid: int) -> float:
     import psutil
 

@@ -1,4 +1,4 @@
-"""``storyface serve`` and ``--cluster URL``: GPU work on a Ray cluster instead of this machine."""
+"""``storyface serve``: training and rendering on a Ray cluster (the doors' ``--cluster URL`` uses it)."""
 
 from __future__ import annotations
 
@@ -8,28 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import DEFAULT_MODEL, ModelOpt, friendly_errors, note, say
-
-ClusterOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--cluster",
-        envvar="STORYFACE_CLUSTER",
-        help="Send training and rendering to the StoryFace cluster at this URL (what `storyface serve` printed); "
-        "its token comes from STORYFACE_CLUSTER_TOKEN. --model is then the cluster's.",
-    ),
-]
-
-
-def connect(url: str, policy=None):
-    """The cluster's renderer and trainer (one connection pool), saying which model it runs."""
-    from ..cluster import connect as connect_cluster
-
-    renderer, trainer = connect_cluster(url, policy=policy)
-    note("cluster", f"{url} runs {renderer.model.source}")
-    if renderer.model.random_weights:
-        note("note", f"StoryFace is {renderer.model.notice}")
-    return renderer, trainer
+from .common import DEFAULT_MODEL, ModelOpt, friendly_errors, say
 
 
 @friendly_errors

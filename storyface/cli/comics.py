@@ -11,6 +11,7 @@ from rich.table import Table
 
 from .common import (
     DEFAULT_MODEL,
+    ClusterOpt,
     ConsentOpt,
     DataDirOpt,
     ModelOpt,
@@ -25,7 +26,6 @@ from .common import (
     renderer,
     say,
 )
-from .cluster import ClusterOpt
 
 IdentityOpt = Annotated[
     list[str], typer.Option("--identity", help="An identity .safetensors or a library name; repeat per person.")

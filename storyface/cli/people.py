@@ -12,7 +12,9 @@ from rich.table import Table
 
 from .common import (
     DEFAULT_MODEL,
+    ClusterOpt,
     ConsentOpt,
+    connect,
     DataDirOpt,
     JsonOpt,
     ModelOpt,
@@ -24,7 +26,6 @@ from .common import (
     progress,
     say,
 )
-from .cluster import ClusterOpt, connect
 
 ids_app = typer.Typer(no_args_is_help=True, help="The identity library: list, show, rename, delete, export, import, recover.")
 jobs_app = typer.Typer(no_args_is_help=True, help="Training jobs: list, cancel, work.")
