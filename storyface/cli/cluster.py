@@ -61,6 +61,7 @@ def serve(
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
-    done.wait()
-    remove(address, shutdown=address is None)
+    while not done.wait(1.0):  # wakes each second: a signal that reached one of Ray's threads is seen here
+        pass
+    remove(address)  # no address: the Ray started here stops, and the app with it
     say("stopped")

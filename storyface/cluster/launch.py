@@ -102,11 +102,15 @@ def serve(options: ServeOptions) -> str:
 
 
 def stop(address: str | None, shutdown: bool = False) -> None:
-    """Remove StoryFace's app from the cluster (``shutdown``: stop Serve too)."""
+    """Remove StoryFace's app from the cluster (``shutdown``: stop Serve too); with no address, stop
+    the Ray this process started (the app goes with it)."""
     require_ray()
     import ray
     from ray import serve as ray_serve
 
+    if address is None:
+        ray.shutdown()
+        return
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     if shutdown:
