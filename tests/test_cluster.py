@@ -392,8 +392,9 @@ def test_the_token_is_checked_on_every_request(served) -> None:
         served.client(token="wrong-token-of-enough-length").info()
 
 
-def test_the_doors_send_their_gpu_work_to_the_cluster(served, tmp_path, monkeypatch, grace_hopper_path) -> None:
-    """`jobs work`, `comic` and `redraw` with --cluster, and the web app's services with cluster=URL."""
+def test_the_doors_send_their_gpu_work_to_the_cluster(served, tmp_path, monkeypatch, astronaut_path, grace_hopper_path) -> None:
+    """`jobs work`, `comic` and `redraw` with --cluster, and the web app's services with cluster=URL;
+    the job workers train as many jobs at once as the cluster has trainers (2)."""
     import json
 
     from typer.testing import CliRunner
@@ -412,10 +413,13 @@ def test_the_doors_send_their_gpu_work_to_the_cluster(served, tmp_path, monkeypa
         assert result.exit_code == 0, result.output
         return result.output
 
-    cli("train", grace_hopper_path, "--name", "Grace Hopper", "--consent-by", "Test Runner", "--model", "tiny",
-        "--steps", "2", "--queue", "--data-dir", home)  # fmt: skip
+    for photo, name in ((grace_hopper_path, "Grace Hopper"), (astronaut_path, "Eileen Collins")):
+        cli("train", photo, "--name", name, "--consent-by", "Test Runner", "--model", "tiny", "--steps", "2",
+            "--queue", "--data-dir", home)  # fmt: skip
     cli("jobs", "work", "--once", "--data-dir", home, "--cluster", served.url)
-    assert [r.name for r in api.IdentityLibrary(home).list()] == ["Grace Hopper"]
+    assert sorted(r.name for r in api.IdentityLibrary(home).list()) == ["Eileen Collins", "Grace Hopper"]
+    jobs = api.JobQueue(api.IdentityLibrary(home)).list()
+    assert max(j.started_at for j in jobs) < min(j.finished_at for j in jobs)  # the two trained at the same time
     story = tmp_path / "story.txt"
     story.write_text("Grace Hopper found a moth in the computer. Grace Hopper laughed.", encoding="utf-8")
     cli("comic", "--story", story, "--identity", "Grace Hopper", "--data-dir", home, "--cluster", served.url,
@@ -430,6 +434,7 @@ def test_the_doors_send_their_gpu_work_to_the_cluster(served, tmp_path, monkeypa
     try:
         assert isinstance(services.renderer, ClusterRenderer) and isinstance(services.trainer, ClusterTrainer)
         assert services.model.source == "tiny" and services.render_steps == 4  # the tiny model's settings
+        assert services.parallel_jobs == 2 and len(services._workers) == 2
         person = api.prepare_person(grace_hopper_path, "Ada Lovelace", CONSENT, {"steps": 2})
         job = api.queue_person(services.library, grace_hopper_path, services.model.source, person)
         deadline = time.monotonic() + 120

@@ -70,8 +70,9 @@ class Services:
     train_steps: int
     render_steps: int
     trainer: Any = None  # the job worker's training function; None: the app's own model (SharedModelTrainer)
+    parallel_jobs: int = 1  # training threads: one on the app's own GPU, one per trainer of a cluster
     _stop: threading.Event = field(default_factory=threading.Event)
-    _worker: threading.Thread | None = None
+    _workers: list[threading.Thread] = field(default_factory=list)
 
     @classmethod
     def start(
@@ -116,6 +117,7 @@ class Services:
             train_steps=train_steps or TRAIN_STEPS[kind],
             render_steps=render_steps or RENDER_STEPS[kind],
             trainer=trainer,
+            parallel_jobs=trainer.parallel_jobs() if trainer is not None else 1,
         )
         services.comics_dir.mkdir(parents=True, exist_ok=True)
         services.exports_dir.mkdir(parents=True, exist_ok=True)
@@ -124,23 +126,26 @@ class Services:
         return services
 
     def start_worker(self) -> None:
-        """One training thread: jobs run one at a time, each under the device lock."""
-        if self._worker is not None and self._worker.is_alive():
+        """Training threads: on the app's own model one, jobs one at a time under the device lock; on a
+        cluster one per trainer replica."""
+        if any(t.is_alive() for t in self._workers):
             return
         self._stop.clear()
         trainer = self.trainer or SharedModelTrainer(self.model, self.device_lock)
-        runner = Worker(self.queue, trainer, stop_event=self._stop)
-        self._worker = threading.Thread(
-            target=runner.run_forever, args=(self._stop, WORKER_POLL_S), name="storyface-train-worker", daemon=True
-        )
-        self._worker.start()
-        log.info("training worker started on %s", self.library.root)
+        for i in range(self.parallel_jobs):
+            runner = Worker(self.queue, trainer, stop_event=self._stop)
+            thread = threading.Thread(
+                target=runner.run_forever, args=(self._stop, WORKER_POLL_S), name=f"storyface-train-worker-{i}", daemon=True
+            )
+            thread.start()
+            self._workers.append(thread)
+        log.info("%d training worker(s) started on %s", self.parallel_jobs, self.library.root)
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the worker; a job in progress goes back to the queue for the next start."""
         self._stop.set()
-        if self._worker is not None:
-            self._worker.join(timeout)
-            if self._worker.is_alive():
+        for worker in self._workers:
+            worker.join(timeout)
+            if worker.is_alive():
                 log.warning("training worker did not stop within %.0fs", timeout)
-            self._worker = None
+        self._workers = []

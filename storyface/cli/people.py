@@ -208,5 +208,6 @@ def jobs_work(
     """Run queued training jobs one at a time (one worker per GPU, with CUDA_VISIBLE_DEVICES; one on CPU)."""
     from ..library.worker import run_worker
 
-    trainer = connect(cluster)[1] if cluster else None
-    raise typer.Exit(run_worker(data_dir, once=once, poll_s=poll, train_fn=trainer))
+    trainer = connect(cluster)[1] if cluster else None  # with a cluster: as many jobs at once as it has trainers
+    parallel = trainer.parallel_jobs() if trainer is not None else 1
+    raise typer.Exit(run_worker(data_dir, once=once, poll_s=poll, train_fn=trainer, parallel=parallel))

@@ -24,7 +24,16 @@ from ray.serve.exceptions import RayServeException, RequestCancelledError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .protocol import API, MAX_BODY_BYTES, MAX_PANELS_PER_REQUEST, ClusterError, authorized, error_reply
+from .protocol import (
+    API,
+    MAX_BODY_BYTES,
+    MAX_PANELS_PER_REQUEST,
+    TOKEN_ENV,
+    ClusterError,
+    authorized,
+    check_token,
+    error_reply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +96,13 @@ class TrainReplica:
 class Gateway:
     """``GET /v1/info``, ``POST /v1/render``, ``POST /v1/train``: token, size limit, retries, JSON."""
 
-    def __init__(self, renderer: Any, trainer: Any, token_digest: str | None = None, attempts: int = 3) -> None:
+    def __init__(
+        self, renderer: Any, trainer: Any, token_digest: str | None = None, attempts: int = 3, trainers: int = 1
+    ) -> None:
         self.handles = {"render": renderer, "train": trainer, "info": renderer}
         self.digest = token_digest
         self.attempts = max(1, attempts)
+        self.trainers = trainers  # at most this many jobs train at once: what a caller's job worker runs in parallel
 
     async def __call__(self, request: Request) -> JSONResponse:
         if not authorized(request.headers.get("authorization"), self.digest):
@@ -104,6 +116,8 @@ class Gateway:
         try:
             payload = await _payload(request) if expected == "POST" else None
             reply = await self._call(method, payload)
+            if method == "info":
+                reply = {**reply, "trainers": self.trainers}
         except ClusterError as exc:
             return _reply(error_reply(exc), 503)
         except Exception as exc:  # a bug in a replica or here: a clear line, and the details in the log
@@ -175,7 +189,7 @@ def build_app(
     gateway = Gateway.options(
         num_replicas=1, max_ongoing_requests=10_000, ray_actor_options={"num_cpus": 0, "resources": {HEAD_RESOURCE: 0.001}}
     )  # fmt: skip
-    return gateway.bind(renderer, trainer, token_digest, attempts)
+    return gateway.bind(renderer, trainer, token_digest, attempts, max(trainers))
 
 
 def _replicas(bounds: tuple[int, int], target: float) -> dict[str, Any]:
@@ -183,3 +197,28 @@ def _replicas(bounds: tuple[int, int], target: float) -> dict[str, Any]:
     if high <= low:
         return {"num_replicas": low}
     return {"autoscaling_config": {"min_replicas": low, "max_replicas": high, "target_ongoing_requests": target}}
+
+
+def app(args: dict[str, Any]) -> Any:
+    """Serve's application builder, for a Serve config file or KubeRay's RayService::
+
+        applications:
+          - name: storyface
+            route_prefix: /
+            import_path: storyface.cluster.deployments:app
+            args: {model: stabilityai/stable-diffusion-xl-base-1.0, renderers: 6, trainers: 2, max_renderers: 12}
+            runtime_env: {env_vars: {STORYFACE_CLUSTER_TOKEN: "..."}}   # or from a Kubernetes secret
+
+    A config-file deployment usually listens beyond the head (a Kubernetes Service), so the token
+    (``STORYFACE_CLUSTER_TOKEN``) is required here, whatever the host.
+    """
+    from .launch import ServeOptions
+
+    token = os.environ.get(TOKEN_ENV)
+    known = {"model", "renderers", "max_renderers", "trainers", "max_trainers", "gpus_per_replica", "cpus_per_replica",
+             "max_batch_panels", "batch_wait_s", "attempts"}  # fmt: skip
+    unknown = set(args) - known
+    if unknown or "model" not in args:
+        raise ClusterError(f"storyface app args: 'model' is required; known: {', '.join(sorted(known))}; got {sorted(args)}")
+    options = ServeOptions(host="0.0.0.0", token=check_token(token), **{"gpus_per_replica": 1.0, **args})
+    return build_app(options.model, **options.app_args(options.gpus_per_replica))

@@ -58,6 +58,16 @@ class ServeOptions:
         if self.token:
             check_token(self.token)
 
+    def app_args(self, gpus_per_replica: float) -> dict[str, Any]:
+        """What :func:`storyface.cluster.deployments.build_app` takes (the token only as its hash)."""
+        return {
+            "renderers": (self.renderers, self.max_renderers or self.renderers),
+            "trainers": (self.trainers, self.max_trainers or self.trainers), "gpus_per_replica": gpus_per_replica,
+            "cpus_per_replica": self.cpus_per_replica, "max_batch_panels": self.max_batch_panels,
+            "batch_wait_s": self.batch_wait_s, "token_digest": token_digest(self.token) if self.token else None,
+            "attempts": self.attempts,
+        }  # fmt: skip
+
 
 def require_ray() -> None:
     """Ray and Ray Serve, or an error that names the extra to install."""
@@ -87,15 +97,7 @@ def serve(options: ServeOptions) -> str:
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     ray_serve.start(proxy_location="HeadOnly", http_options={"host": options.host, "port": options.port})
-    app = build_app(
-        options.model,
-        renderers=(options.renderers, options.max_renderers or options.renderers),
-        trainers=(options.trainers, options.max_trainers or options.trainers),
-        gpus_per_replica=gpus, cpus_per_replica=options.cpus_per_replica, max_batch_panels=options.max_batch_panels,
-        batch_wait_s=options.batch_wait_s, token_digest=token_digest(options.token) if options.token else None,
-        attempts=options.attempts,
-    )  # fmt: skip
-    ray_serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+    ray_serve.run(build_app(options.model, **options.app_args(gpus)), name=APP_NAME, route_prefix="/", blocking=False)
     url = f"http://{'127.0.0.1' if options.host in ('0.0.0.0', '::') else options.host}:{options.port}"
     log.info("StoryFace serves %s on %s (%s GPU per replica)", options.model, url, gpus)
     return url

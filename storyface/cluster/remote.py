@@ -254,11 +254,21 @@ class ClusterTrainer(LibraryTrainer):
     def __init__(self, client: ClusterClient) -> None:
         super().__init__(None)
         self.client = client
-        self.served: list[dict[str, Any]] = []
+        self.served: list[dict[str, Any]] = []  # per job: node, replica, attempts
+        self._cluster_info: dict[str, Any] | None = None
+
+    def parallel_jobs(self) -> int:
+        """How many jobs the cluster trains at once (its trainer replicas, at most): what a job worker runs."""
+        return max(1, int(self._info().get("trainers", 1)))
+
+    def _info(self) -> dict[str, Any]:
+        if self._cluster_info is None:
+            self._cluster_info = self.client.info()
+        return self._cluster_info
 
     def model_for(self, source: str) -> ClusterModel:
         if self._model is None:
-            self._model = ClusterModel.from_info(self.client.info())
+            self._model = ClusterModel.from_info(self._info())
         if source != self._model.source:
             raise ModelError(
                 f"this job was queued for base model {source!r}, but the cluster runs {self._model.source!r}; "
