@@ -49,6 +49,7 @@ def serve(cluster, port: int, token: str, replicas: int, args: argparse.Namespac
     command = [
         sys.executable, "-m", "storyface", "serve", "--model", "tiny", "--address", cluster.address, "--port", str(port),
         "--renderers", str(replicas), "--trainers", str(replicas), "--gpus-per-replica", "0.5",
+        "--max-replicas-per-node", "1",  # the second replica of each goes to the other node
         "--max-batch-panels", str(args.batch_panels), "--batch-wait", str(args.batch_wait), "--detach",
     ]  # fmt: skip
     result = subprocess.run(command, env={**cluster.env, "STORYFACE_CLUSTER_TOKEN": token}, capture_output=True, text=True)

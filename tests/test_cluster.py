@@ -223,6 +223,7 @@ def served():
         command = [
             sys.executable, "-m", "storyface", "serve", "--model", "tiny", "--address", cluster.address,
             "--port", str(port), "--renderers", "2", "--trainers", "2", "--gpus-per-replica", "0.5",
+            "--max-replicas-per-node", "1",
             "--max-batch-panels", "8", "--batch-wait", "0.5", "--detach",
         ]  # fmt: skip
         result = subprocess.run(command, env={**cluster.env, "STORYFACE_CLUSTER_TOKEN": token}, capture_output=True,

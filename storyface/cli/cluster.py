@@ -26,6 +26,7 @@ def serve(
     max_batch_panels: Annotated[int, typer.Option(min=1, max=64, help="Panels of concurrent requests drawn in one UNet batch.")] = 8,
     batch_wait: Annotated[float, typer.Option(min=0, max=10, help="Seconds a request waits for others to share its batch.")] = 0.05,
     attempts: Annotated[int, typer.Option(min=1, max=10, help="Tries of a request whose replica or node died.")] = 3,
+    max_replicas_per_node: Annotated[Optional[int], typer.Option(min=1, help="At most this many renderers (and trainers) per node: spreads them, so losing a node loses fewer.")] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Deploy and return (needs --address); the app keeps running.")] = False,
     stop: Annotated[bool, typer.Option("--stop", help="Remove StoryFace's app from the cluster at --address.")] = False,
 ) -> None:
@@ -49,7 +50,7 @@ def serve(
         model=model, address=address, host=host, port=port, token=os.environ.get(TOKEN_ENV) or None,
         renderers=renderers, max_renderers=max_renderers, trainers=trainers, max_trainers=max_trainers,
         gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica, max_batch_panels=max_batch_panels,
-        batch_wait_s=batch_wait, attempts=attempts,
+        batch_wait_s=batch_wait, attempts=attempts, max_replicas_per_node=max_replicas_per_node,
     )  # fmt: skip
     say(f"starting {renderers} renderer(s) and {trainers} trainer(s) of {model} (each loads the model) ...")
     url = start(options)

@@ -179,13 +179,20 @@ def build_app(
     batch_wait_s: float = DEFAULT_BATCH_WAIT_S,
     token_digest: str | None = None,
     attempts: int = 3,
+    max_replicas_per_node: int | None = None,
 ) -> Any:
-    """The bound application; ``renderers``/``trainers`` are (min, max) replicas (autoscaling when max > min)."""
+    """The bound application; ``renderers``/``trainers`` are (min, max) replicas (autoscaling when max > min);
+    ``max_replicas_per_node`` (of each deployment) spreads them over nodes, so one node going away
+    takes at most that many of each."""
     actor = {"num_gpus": gpus_per_replica, "num_cpus": cpus_per_replica}
+    spread = {"max_replicas_per_node": max_replicas_per_node} if max_replicas_per_node else {}
     renderer = RenderReplica.options(
-        ray_actor_options=actor, max_ongoing_requests=4 * max_batch_panels, **_replicas(renderers, target=max_batch_panels)
-    ).bind(model, max_batch_panels, batch_wait_s)
-    trainer = TrainReplica.options(ray_actor_options=actor, max_ongoing_requests=1, **_replicas(trainers, target=1)).bind(model)
+        ray_actor_options=actor, max_ongoing_requests=4 * max_batch_panels, **spread,
+        **_replicas(renderers, target=max_batch_panels),
+    ).bind(model, max_batch_panels, batch_wait_s)  # fmt: skip
+    trainer = TrainReplica.options(
+        ray_actor_options=actor, max_ongoing_requests=1, **spread, **_replicas(trainers, target=1)
+    ).bind(model)
     gateway = Gateway.options(
         num_replicas=1, max_ongoing_requests=10_000, ray_actor_options={"num_cpus": 0, "resources": {HEAD_RESOURCE: 0.001}}
     )  # fmt: skip
@@ -216,7 +223,7 @@ def app(args: dict[str, Any]) -> Any:
 
     token = os.environ.get(TOKEN_ENV)
     known = {"model", "renderers", "max_renderers", "trainers", "max_trainers", "gpus_per_replica", "cpus_per_replica",
-             "max_batch_panels", "batch_wait_s", "attempts"}  # fmt: skip
+             "max_batch_panels", "batch_wait_s", "attempts", "max_replicas_per_node"}  # fmt: skip
     unknown = set(args) - known
     if unknown or "model" not in args:
         raise ClusterError(f"storyface app args: 'model' is required; known: {', '.join(sorted(known))}; got {sorted(args)}")

@@ -40,6 +40,7 @@ class ServeOptions:
     max_batch_panels: int = 8
     batch_wait_s: float = 0.05
     attempts: int = 3
+    max_replicas_per_node: int | None = None  # of each deployment; None: as many as the node's GPUs hold
 
     def __post_init__(self) -> None:
         for name in ("renderers", "trainers"):
@@ -48,6 +49,8 @@ class ServeOptions:
                 raise InputError(f"{name}: at least 1 replica, and --max-{name} no fewer than --{name}")
         if self.gpus_per_replica is not None and not 0 <= self.gpus_per_replica <= 8:
             raise InputError("--gpus-per-replica is from 0 (CPU) to 8; a fraction shares a GPU between replicas")
+        if self.max_replicas_per_node is not None and not 1 <= self.max_replicas_per_node <= MAX_REPLICAS:
+            raise InputError("--max-replicas-per-node is at least 1")
         if not 1 <= self.max_batch_panels <= 64 or not 0 <= self.batch_wait_s <= 10 or not 1 <= self.attempts <= 10:
             raise InputError("--max-batch-panels is 1 to 64, --batch-wait 0 to 10 s, --attempts 1 to 10")
         if self.host not in LOCAL_HOSTS and not self.token:
@@ -65,7 +68,7 @@ class ServeOptions:
             "trainers": (self.trainers, self.max_trainers or self.trainers), "gpus_per_replica": gpus_per_replica,
             "cpus_per_replica": self.cpus_per_replica, "max_batch_panels": self.max_batch_panels,
             "batch_wait_s": self.batch_wait_s, "token_digest": token_digest(self.token) if self.token else None,
-            "attempts": self.attempts,
+            "attempts": self.attempts, "max_replicas_per_node": self.max_replicas_per_node,
         }  # fmt: skip
 
 
