@@ -393,14 +393,15 @@ def test_the_token_is_checked_on_every_request(served) -> None:
         served.client(token="wrong-token-of-enough-length").info()
 
 
-def test_the_doors_send_their_gpu_work_to_the_cluster(served, tmp_path, monkeypatch, astronaut_path, grace_hopper_path) -> None:
+def test_the_doors_send_their_gpu_work_to_the_cluster(
+    served, tmp_path, monkeypatch, start_app, astronaut_path, grace_hopper_path
+) -> None:
     """`jobs work`, `comic` and `redraw` with --cluster, and the web app's services with cluster=URL;
     the job workers train as many jobs at once as the cluster has trainers (2)."""
     import json
 
     from typer.testing import CliRunner
 
-    from storyface.app.services import Services
     from storyface.cli import app
     from storyface.cluster.remote import ClusterRenderer, ClusterTrainer
 
@@ -431,20 +432,29 @@ def test_the_doors_send_their_gpu_work_to_the_cluster(served, tmp_path, monkeypa
         "--cluster", served.url)  # fmt: skip
     assert json.loads((out / "comic.json").read_text())["panels"][0]["seed"] == 5
     # the web app: no model here, the cluster's renderer and trainer in the local ones' places
-    services = Services.start("not-loaded-here", tmp_path / "app", cluster=served.url)
+    from gradio_client import Client, handle_file
+
+    running = start_app("not-loaded-here", tmp_path / "app", cluster=served.url, train_steps=2, render_steps=2)
     try:
+        services = running.services
         assert isinstance(services.renderer, ClusterRenderer) and isinstance(services.trainer, ClusterTrainer)
-        assert services.model.source == "tiny" and services.render_steps == 4  # the tiny model's settings
-        assert services.parallel_jobs == 2 and len(services._workers) == 2
-        person = api.prepare_person(grace_hopper_path, "Ada Lovelace", CONSENT, {"steps": 2})
-        job = api.queue_person(services.library, grace_hopper_path, services.model.source, person)
+        assert services.model.source == "tiny" and services.parallel_jobs == 2 and len(services._workers) == 2
+        assert services.renders_at_once > 1  # pages of several users reach the cluster together
+        client = Client(running.url, verbose=False)
+        client.predict(handle_file(str(grace_hopper_path)), "Grace Hopper", True, api_name="/add_person")
+        client.predict(2, api_name="/train")
         deadline = time.monotonic() + 120
-        while services.queue.get(job.id).state in ("queued", "running"):
-            assert time.monotonic() < deadline, "the app's worker never finished the job"
-            time.sleep(0.3)
-        assert services.queue.get(job.id).state == "done" and "Ada Lovelace" in services.library
+        while not services.library.list():
+            assert time.monotonic() < deadline, f"the app's job never finished: {services.queue.list()}"
+            time.sleep(0.5)
+        rows, _ = client.predict("Grace Hopper fixed a computer. Grace Hopper laughed.", ["Grace Hopper"],
+                                 api_name="/process_text")  # fmt: skip
+        page, tiles, _, record, status = client.predict(rows, ["Grace Hopper"], ["comic style"], "", "Cluster page", 3, 2,
+                                                        api_name="/generate")  # fmt: skip
+        assert len(record["panels"]) == 2 and [p["seed"] for p in record["panels"]] == [3, 4] and Path(page).is_file()
+        assert len(services.renderer.served) >= 1  # drawn on the cluster
     finally:
-        services.close()
+        running.close()
 
 
 def _cpu_seconds(pid: int) -> float:

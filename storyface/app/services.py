@@ -32,6 +32,10 @@ EXPORTS_DIR = "exports"
 TRAIN_STEPS = {"tiny": 20, "real": 500}
 RENDER_STEPS = {"tiny": 4, "real": 30}
 WORKER_POLL_S = 0.5
+# Pages drawn at once through a cluster (one at a time on the app's own GPU): the cluster's renderers
+# merge concurrent pages into shared UNet batches, so several users' pages should reach it together;
+# beyond a few batches' worth they would only wait in Serve's queue instead of the app's.
+CLUSTER_RENDERS_AT_ONCE = 16
 
 
 class SharedModelTrainer(LibraryTrainer):
@@ -66,11 +70,12 @@ class Services:
     queue: JobQueue
     comics_dir: Path
     exports_dir: Path
-    device_lock: threading.Lock
+    device_lock: threading.Lock | threading.BoundedSemaphore
     train_steps: int
     render_steps: int
     trainer: Any = None  # the job worker's training function; None: the app's own model (SharedModelTrainer)
     parallel_jobs: int = 1  # training threads: one on the app's own GPU, one per trainer of a cluster
+    renders_at_once: int = 1  # generate/redraw events served together (the web page's queue)
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
 
@@ -113,11 +118,13 @@ class Services:
             queue=JobQueue(library),
             comics_dir=root / COMICS_DIR,
             exports_dir=root / EXPORTS_DIR,
-            device_lock=threading.Lock(),
+            # on a cluster nothing here shares a device: renders only need a bound, and training no lock
+            device_lock=threading.BoundedSemaphore(CLUSTER_RENDERS_AT_ONCE) if cluster else threading.Lock(),
             train_steps=train_steps or TRAIN_STEPS[kind],
             render_steps=render_steps or RENDER_STEPS[kind],
             trainer=trainer,
             parallel_jobs=trainer.parallel_jobs() if trainer is not None else 1,
+            renders_at_once=CLUSTER_RENDERS_AT_ONCE if cluster else 1,
         )
         services.comics_dir.mkdir(parents=True, exist_ok=True)
         services.exports_dir.mkdir(parents=True, exist_ok=True)

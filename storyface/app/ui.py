@@ -279,7 +279,7 @@ def _wire_story(ui: SimpleNamespace, h: Handlers) -> None:
 def _wire_generate(ui: SimpleNamespace, h: Handlers) -> None:
     comic = [ui.page, ui.panel_tiles, ui.downloads, ui.record, ui.comic_status, ui.session]
     settings = [ui.panels, ui.cast, ui.styles, ui.free_style, ui.title, ui.seed, ui.render_steps]
-    at = {**DEVICE, "show_progress_on": ui.comic_status}  # the last page stays visible while drawing
+    at = {**DEVICE, "concurrency_limit": h.s.renders_at_once, "show_progress_on": ui.comic_status}  # last page stays visible
     ui.generate.click(h.generate, settings, comic, api_name="generate", **at)
     ui.panel_tiles.select(h.select_panel, None, ui.panel_number, api_name="select_panel",
                           api_visibility="undocumented", **LIGHT)  # fmt: skip

@@ -95,7 +95,9 @@ class LocalCluster:
         self.temp_dir = Path(tempfile.mkdtemp(prefix="sfray-", dir="/tmp"))  # short: Ray's socket paths are limited
         self.port = free_port()
         self.nodes: dict[str, Node] = {}
-        self._next_port = 20000 + (os.getpid() * 997) % 30000  # worker port ranges of this cluster's nodes
+        # Worker port ranges of this cluster's nodes: below Linux's ephemeral range (32768+, where
+        # free_port's picks come from), above Ray's default worker ports (10002-19999) of any other Ray.
+        self._next_port = 20000 + (os.getpid() * 997) % 11000
 
     @property
     def address(self) -> str:
