@@ -100,10 +100,28 @@ def serve(options: ServeOptions) -> str:
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     ray_serve.start(proxy_location="HeadOnly", http_options={"host": options.host, "port": options.port})
+    host, port = _serving_at(options)
     ray_serve.run(build_app(options.model, **options.app_args(gpus)), name=APP_NAME, route_prefix="/", blocking=False)
-    url = f"http://{'127.0.0.1' if options.host in ('0.0.0.0', '::') else options.host}:{options.port}"
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     log.info("StoryFace serves %s on %s (%s GPU per replica)", options.model, url, gpus)
     return url
+
+
+def _serving_at(options: ServeOptions) -> tuple[str, int]:
+    """Where Serve's proxy really listens: Serve already running on a cluster keeps the HTTP settings
+    it was started with, so a local-only request could be served on an open port. Refused without a token."""
+    from ray.serve.context import _get_global_client
+
+    http = _get_global_client().http_config
+    host, port = str(http.host), int(http.port)
+    if (host, port) != (options.host, options.port):
+        log.warning("Serve already runs on this cluster at %s:%d; StoryFace's app is served there", host, port)
+    if host not in LOCAL_HOSTS and not options.token:
+        raise InputError(
+            f"Serve already runs on this cluster on {host!r} (beyond this machine); serving StoryFace there needs "
+            f"{TOKEN_ENV}, or restart Serve (`serve shutdown`) to bind it to 127.0.0.1"
+        )
+    return host, port
 
 
 def stop(address: str | None, shutdown: bool = False) -> None:

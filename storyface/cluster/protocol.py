@@ -37,6 +37,7 @@ MIN_TOKEN_CHARS = 16  # a guessable token is no token: 16 random characters are 
 MAX_BODY_BYTES = 48 * 1024 * 1024
 MAX_IDENTITIES_PER_REQUEST = 32  # a panel shows at most a few people; a chunk of panels a cast
 MAX_PANELS_PER_REQUEST = 16  # the client sends a page in chunks of its batch size (4 by default)
+MAX_DETAIL_CHARS = 300  # of an internal error's message sent back (its last line; the traceback stays in the log)
 
 
 class ClusterError(StoryFaceError):
@@ -154,7 +155,8 @@ def error_reply(exc: BaseException) -> dict[str, Any]:
     """A user's error by its class name and message; anything else as an internal error (no traceback)."""
     if isinstance(exc, StoryFaceError):
         return {"error": {"type": type(exc).__name__, "message": str(exc)}}
-    return {"error": {"type": "ClusterError", "message": f"internal error in the cluster: {type(exc).__name__}: {exc}"}}
+    detail = str(exc).strip().splitlines()[-1][:MAX_DETAIL_CHARS] if str(exc).strip() else ""
+    return {"error": {"type": "ClusterError", "message": f"internal error in the cluster: {type(exc).__name__}: {detail}"}}
 
 
 def _error_classes() -> dict[str, type[StoryFaceError]]:
