@@ -75,7 +75,7 @@ def test_without_ray_everything_else_imports_and_serve_names_the_extra() -> None
 
 
 def test_serve_refuses_an_open_port_without_a_token() -> None:
-    from storyface.cluster.launch import ServeOptions
+    from storyface.cluster.options import ServeOptions
 
     with pytest.raises(InputError, match="without a token"):
         ServeOptions(model="tiny", host="0.0.0.0")
@@ -83,6 +83,24 @@ def test_serve_refuses_an_open_port_without_a_token() -> None:
         ServeOptions(model="tiny", host="0.0.0.0", token="short")
     assert ServeOptions(model="tiny", host="0.0.0.0", token="x" * 32).host == "0.0.0.0"
     assert ServeOptions(model="tiny").token is None  # this machine only: no token needed
+
+
+def test_app_builder_for_config_files_requires_the_token(monkeypatch) -> None:
+    """``import_path: storyface.cluster.deployments:app`` (Serve config, KubeRay): always behind a token."""
+    if find_spec("ray") is None:
+        pytest.skip(NO_RAY)
+    from storyface.cluster.deployments import app
+
+    monkeypatch.delenv("STORYFACE_CLUSTER_TOKEN", raising=False)
+    with pytest.raises(InputError, match="STORYFACE_CLUSTER_TOKEN"):
+        app({"model": "tiny"})
+    monkeypatch.setenv("STORYFACE_CLUSTER_TOKEN", "k" * 24)
+    with pytest.raises(ClusterError, match="'model' is required"):
+        app({"renderers": 2})
+    with pytest.raises(ClusterError, match="known"):
+        app({"model": "tiny", "gpus": 1})
+    built = app({"model": "tiny", "renderers": 2, "max_renderers": 4, "gpus_per_replica": 0.5})
+    assert type(built).__name__ == "Application"
 
 
 def test_token_check_is_constant_time_hash_compare() -> None:

@@ -33,7 +33,7 @@ def serve(
     """Serve training and rendering on a Ray cluster: `storyface ui --cluster URL` (and comic, redraw, jobs work) use it."""
     import os
 
-    from ..cluster.launch import ServeOptions
+    from ..cluster.options import ServeOptions
     from ..cluster.launch import serve as start
     from ..cluster.launch import status
     from ..cluster.launch import stop as remove

@@ -219,7 +219,7 @@ def app(args: dict[str, Any]) -> Any:
     A config-file deployment usually listens beyond the head (a Kubernetes Service), so the token
     (``STORYFACE_CLUSTER_TOKEN``) is required here, whatever the host.
     """
-    from .launch import ServeOptions
+    from .options import ServeOptions
 
     token = os.environ.get(TOKEN_ENV)
     known = {"model", "renderers", "max_renderers", "trainers", "max_trainers", "gpus_per_replica", "cpus_per_replica",
