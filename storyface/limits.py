@@ -59,3 +59,10 @@ MAX_PEOPLE_PER_PANEL = 4
 # -- the web app ---------------------------------------------------------------------------------------
 UPLOAD_LIMIT = f"{MAX_PHOTO_BYTES // 1_000_000}mb"  # Gradio refuses a bigger upload before it reaches the disk
 MAX_AUTH_CHARS = 1_000  # STORYFACE_AUTH, "user:password": a passphrase, not a document
+
+# Network
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})  # addresses only this machine can reach
+MIN_TOKEN_CHARS = 16  # a cluster token: 16 random characters are out of reach of guessing
+MAX_BODY_BYTES = 48 * 1024 * 1024  # one cluster request (photos, identities and panels, base64)
+MAX_IDENTITIES_PER_REQUEST = 32  # a panel shows at most a few people; a chunk of panels a cast
+MAX_PANELS_PER_REQUEST = 16  # the client sends a page in chunks of its batch size (4 by default)

@@ -32,6 +32,10 @@ EXPORTS_DIR = "exports"
 TRAIN_STEPS = {"tiny": 20, "real": 500}
 RENDER_STEPS = {"tiny": 4, "real": 30}
 WORKER_POLL_S = 0.5
+# Pages drawn at once through a cluster (one at a time on the app's own GPU): the cluster's renderers
+# merge concurrent pages into shared UNet batches, so several users' pages should reach it together;
+# beyond a few batches' worth they would only wait in Serve's queue instead of the app's.
+CLUSTER_RENDERS_AT_ONCE = 16
 
 
 class SharedModelTrainer(LibraryTrainer):
@@ -66,11 +70,14 @@ class Services:
     queue: JobQueue
     comics_dir: Path
     exports_dir: Path
-    device_lock: threading.Lock
+    device_lock: threading.Lock | threading.BoundedSemaphore
     train_steps: int
     render_steps: int
+    trainer: Any = None  # the job worker's training function; None: the app's own model (SharedModelTrainer)
+    parallel_jobs: int = 1  # training threads: one on the app's own GPU, one per trainer of a cluster
+    renders_at_once: int = 1  # generate/redraw events served together (the web page's queue)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _worker: threading.Thread | None = None
+    _workers: list[threading.Thread] = field(default_factory=list)
 
     @classmethod
     def start(
@@ -81,29 +88,46 @@ class Services:
         train_steps: int | None = None,
         render_steps: int | None = None,
         worker: bool = True,
+        cluster: str | None = None,
     ) -> Services:
-        """Open the library (``data_dir`` or the default), load the model once, start the worker thread."""
+        """Open the library (``data_dir`` or the default), load the model once, start the worker thread.
+
+        With ``cluster`` (a ``storyface serve`` URL) no model is loaded here: the cluster's renderer and
+        trainer take the local ones' places, and ``model`` is the cluster's (``model`` is ignored).
+        """
         from ..api import load_model
         from ..paths import data_dir as resolve
 
         root = resolve(data_dir)
         library = IdentityLibrary(root)  # a bad data dir fails before the (slow) model load
         policy = ContentPolicy.from_env()  # the user's settings, read once here, at the door
-        from ..safety.images import ImageSafetyChecker
+        trainer = None
+        if cluster:
+            from ..cluster import connect
 
-        checker = ImageSafetyChecker.from_env()  # before the slow model load: a bad name fails fast
-        loaded = model if isinstance(model, LoadedModel) else load_model(model)
+            renderer, trainer = connect(cluster, policy=policy)  # the replicas read their own checker
+            loaded = renderer.model
+        else:
+            from ..safety.images import ImageSafetyChecker
+
+            checker = ImageSafetyChecker.from_env()  # before the slow model load: a bad name fails fast
+            loaded = model if isinstance(model, LoadedModel) else load_model(model)
+            renderer = Renderer(loaded, policy=policy, image_checker=checker)
         kind = "tiny" if loaded.is_tiny else "real"
         services = cls(
             model=loaded,
-            renderer=Renderer(loaded, policy=policy, image_checker=checker),
+            renderer=renderer,
             library=library,
             queue=JobQueue(library),
             comics_dir=root / COMICS_DIR,
             exports_dir=root / EXPORTS_DIR,
-            device_lock=threading.Lock(),
+            # on a cluster nothing here shares a device: renders only need a bound, and training no lock
+            device_lock=threading.BoundedSemaphore(CLUSTER_RENDERS_AT_ONCE) if cluster else threading.Lock(),
             train_steps=train_steps or TRAIN_STEPS[kind],
             render_steps=render_steps or RENDER_STEPS[kind],
+            trainer=trainer,
+            parallel_jobs=trainer.parallel_jobs() if trainer is not None else 1,
+            renders_at_once=CLUSTER_RENDERS_AT_ONCE if cluster else 1,
         )
         services.comics_dir.mkdir(parents=True, exist_ok=True)
         services.exports_dir.mkdir(parents=True, exist_ok=True)
@@ -112,23 +136,26 @@ class Services:
         return services
 
     def start_worker(self) -> None:
-        """One training thread: jobs run one at a time, each under the device lock."""
-        if self._worker is not None and self._worker.is_alive():
+        """Training threads: on the app's own model one, jobs one at a time under the device lock; on a
+        cluster one per trainer replica."""
+        if any(t.is_alive() for t in self._workers):
             return
         self._stop.clear()
-        trainer = SharedModelTrainer(self.model, self.device_lock)
-        runner = Worker(self.queue, trainer, stop_event=self._stop)
-        self._worker = threading.Thread(
-            target=runner.run_forever, args=(self._stop, WORKER_POLL_S), name="storyface-train-worker", daemon=True
-        )
-        self._worker.start()
-        log.info("training worker started on %s", self.library.root)
+        trainer = self.trainer or SharedModelTrainer(self.model, self.device_lock)
+        for i in range(self.parallel_jobs):
+            runner = Worker(self.queue, trainer, stop_event=self._stop)
+            thread = threading.Thread(
+                target=runner.run_forever, args=(self._stop, WORKER_POLL_S), name=f"storyface-train-worker-{i}", daemon=True
+            )
+            thread.start()
+            self._workers.append(thread)
+        log.info("%d training worker(s) started on %s", self.parallel_jobs, self.library.root)
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the worker; a job in progress goes back to the queue for the next start."""
         self._stop.set()
-        if self._worker is not None:
-            self._worker.join(timeout)
-            if self._worker.is_alive():
+        for worker in self._workers:
+            worker.join(timeout)
+            if worker.is_alive():
                 log.warning("training worker did not stop within %.0fs", timeout)
-            self._worker = None
+        self._workers = []

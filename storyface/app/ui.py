@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..limits import MAX_AUTH_CHARS, MAX_RENDER_STEPS, MAX_TRAIN_STEPS, UPLOAD_LIMIT
+from ..limits import LOCAL_HOSTS, MAX_AUTH_CHARS, MAX_RENDER_STEPS, MAX_TRAIN_STEPS, UPLOAD_LIMIT
 from .services import Services
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUTH_ENV = "STORYFACE_AUTH"
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 TITLE = "StoryFace"
 INTRO = (
     "Identity-consistent comics from face photos and a story. "
@@ -297,7 +296,7 @@ def _wire_story(ui: SimpleNamespace, h: Handlers) -> None:
 def _wire_generate(ui: SimpleNamespace, h: Handlers) -> None:
     comic = [ui.page, ui.panel_tiles, ui.downloads, ui.record, ui.comic_status, ui.session]
     settings = [ui.panels, ui.cast, ui.styles, ui.free_style, ui.title, ui.seed, ui.render_steps]
-    at = {**DEVICE, "show_progress_on": ui.comic_status}  # the last page stays visible while drawing
+    at = {**DEVICE, "concurrency_limit": h.s.renders_at_once, "show_progress_on": ui.comic_status}  # last page stays visible
     ui.generate.click(h.generate, settings, comic, api_name="generate", **at)
     ui.panel_tiles.select(h.select_panel, None, ui.panel_number, api_name="select_panel",
                           api_visibility="undocumented", **LIGHT)  # fmt: skip
@@ -332,6 +331,7 @@ def launch(
     block: bool = True,
     train_steps: int | None = None,
     render_steps: int | None = None,
+    cluster: str | None = None,
 ) -> RunningApp:
     """Load the model once, start the training worker and serve the page (local-only by default).
 
@@ -339,7 +339,7 @@ def launch(
     serves until interrupted and then stops the worker.
     """
     login = resolve_auth(host, auth, os.environ)  # refuse an open network port before loading anything
-    services = Services.start(model, data_dir, train_steps=train_steps, render_steps=render_steps)
+    services = Services.start(model, data_dir, train_steps=train_steps, render_steps=render_steps, cluster=cluster)
     try:
         demo = build_demo(services)
         demo.queue(default_concurrency_limit=1)

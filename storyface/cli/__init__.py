@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from . import comics, people
+from . import cluster, comics, people
 from .common import setup_logging
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Identity-consistent comics from face photos and a story.")
@@ -30,6 +30,7 @@ app.command()(comics.letter)
 app.command()(comics.demo)
 app.command("eval")(comics.eval_comic)
 app.command()(comics.ui)
+app.command()(cluster.serve)
 app.add_typer(people.ids_app, name="ids")
 app.add_typer(people.jobs_app, name="jobs")
 

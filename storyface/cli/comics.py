@@ -13,6 +13,7 @@ from ..limits import MAX_PANEL_SIDE, MAX_RENDER_STEPS, MAX_RETRIES, MIN_PANEL_SI
 
 from .common import (
     DEFAULT_MODEL,
+    ClusterOpt,
     ConsentOpt,
     DataDirOpt,
     ModelOpt,
@@ -90,6 +91,7 @@ def comic(
     retries: Annotated[int, typer.Option("--retries", min=0, max=MAX_RETRIES, help="New seeds to try per weak panel (with --min-likeness).")] = 2,
     eval_encoder: Annotated[str, typer.Option("--eval-encoder", help="Face encoder that scores likeness: dlib, vit or arcface.")] = "dlib",
     eval_encoder_model: Annotated[Optional[str], typer.Option("--eval-encoder-model", help="Model folder or id (vit), or .onnx file (arcface).")] = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Render one panel per sentence with your identities; letter the dialogue and lay out the pages."""
     from ..api import BookSettings, check_comic_text, get_face_encoder, identities_for, make_comic, read_script, render_settings
@@ -100,7 +102,7 @@ def comic(
     cast = identities_for(identity, library(data_dir, readonly=True) if _needs_library(identity) else None, consent_by)
     script = read_script(read_text(story_file), str(story_file), [m.identity.name for m in cast], backend)
     references = {m.identity.name: m.reference for m in cast if m.reference is not None}
-    draw = renderer(model)
+    draw = renderer(model, cluster)
     config, _, fused = render_settings(draw, quality, lora, steps=steps, guidance=guidance, size=size,
                                        scheduler=scheduler, kind=fast_kind, permanent=True, decoder=decoder,
                                        decoder_source=decoder_source, compile=compile)  # fmt: skip
@@ -139,13 +141,14 @@ def redraw(
     model: ModelOpt = DEFAULT_MODEL,
     consent_by: ConsentOpt = None,
     data_dir: DataDirOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Draw one panel again with a new (or given) seed; every other panel stays exactly as it was."""
     from ..api import ComicFolder, identities_for, redraw_panel
 
     ComicFolder(comic_dir).read()  # a damaged record fails before the model loads
     cast = identities_for(identity, library(data_dir, readonly=True) if _needs_library(identity) else None, consent_by)
-    result = redraw_panel(renderer(model), comic_dir, panel, [m.identity for m in cast], seed)
+    result = redraw_panel(renderer(model, cluster), comic_dir, panel, [m.identity for m in cast], seed)
     say(f"panel {panel} drawn again with seed {result.panels[panel - 1].seed}; wrote {result.folder.pages_dir}")
 
 
@@ -218,8 +221,9 @@ def ui(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 7860,
     data_dir: DataDirOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """The web app: cast, story, style, generate."""
     from ..app.ui import launch
 
-    launch(model=model, host=host, port=port, data_dir=data_dir)
+    launch(model=model, host=host, port=port, data_dir=data_dir, cluster=cluster)

@@ -36,6 +36,26 @@ ConsentOpt = Annotated[
     typer.Option("--consent-by", help="Who confirmed the person agreed to have their face learned or used (a name)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ClusterOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--cluster",
+        envvar="STORYFACE_CLUSTER",
+        help="Send training and rendering to the StoryFace cluster at this URL (what `storyface serve` printed); "
+        "its token comes from STORYFACE_CLUSTER_TOKEN. --model is then the cluster's.",
+    ),
+]
+
+
+def connect(url: str, policy: Any = None) -> tuple[Any, Any]:
+    """The cluster's renderer and trainer (one connection pool), saying which model it runs."""
+    from ..cluster import connect as connect_cluster
+
+    renderer, trainer = connect_cluster(url, policy=policy)
+    note("cluster", f"{url} runs {renderer.model.source}")
+    if renderer.model.random_weights:
+        note("note", f"StoryFace is {renderer.model.notice}")
+    return renderer, trainer
 
 
 def say(text: str, style: str | None = None, *, stdout: bool = False) -> None:
@@ -92,11 +112,15 @@ def library(data_dir: Optional[Path], readonly: bool = False):
     return lib
 
 
-def renderer(model: str):
-    """The model's renderer with the content policy and image checker the user set (read here, once)."""
+def renderer(model: str, cluster: str | None = None):
+    """The model's renderer with the content policy and image checker the user set (read here, once);
+    with ``cluster`` (a URL), the cluster's renderer in its place, and no model loaded here (its
+    replicas read their own image checker setting)."""
     from ..api import ContentPolicy, Renderer
     from ..safety.images import ImageSafetyChecker
 
+    if cluster:
+        return connect(cluster, policy=ContentPolicy.from_env())[0]
     return Renderer(load(model), policy=ContentPolicy.from_env(), image_checker=ImageSafetyChecker.from_env())
 
 

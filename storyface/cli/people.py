@@ -12,10 +12,12 @@ from rich.table import Table
 
 from .common import (
     DEFAULT_MODEL,
+    ClusterOpt,
     ConsentOpt,
     DataDirOpt,
     JsonOpt,
     ModelOpt,
+    connect,
     friendly_errors,
     library,
     load,
@@ -202,8 +204,11 @@ def jobs_work(
     data_dir: DataDirOpt = None,
     once: Annotated[bool, typer.Option("--once", help="Exit when the queue is empty.")] = False,
     poll: Annotated[float, typer.Option(min=0.05, max=60, help="Seconds between queue checks when idle.")] = 1.0,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Run queued training jobs one at a time (one worker per GPU, with CUDA_VISIBLE_DEVICES; one on CPU)."""
     from ..library.worker import run_worker
 
-    raise typer.Exit(run_worker(data_dir, once=once, poll_s=poll))
+    trainer = connect(cluster)[1] if cluster else None  # with a cluster: as many jobs at once as it has trainers
+    parallel = trainer.parallel_jobs() if trainer is not None else 1
+    raise typer.Exit(run_worker(data_dir, once=once, poll_s=poll, train_fn=trainer, parallel=parallel))

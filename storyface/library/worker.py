@@ -194,20 +194,43 @@ def load_train_fn(spec: str) -> TrainFn:
     return fn
 
 
-def run_worker(data_dir: str | os.PathLike | None = None, *, once: bool = False, poll_s: float = 1.0) -> int:
-    """Run queued jobs until stopped (SIGTERM/SIGINT stop it cleanly) or, with ``once``, until the queue is empty."""
+def run_worker(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    once: bool = False,
+    poll_s: float = 1.0,
+    train_fn: TrainFn | None = None,
+    parallel: int = 1,
+) -> int:
+    """Run queued jobs until stopped (SIGTERM/SIGINT stop it cleanly) or, with ``once``, until the queue is empty.
+
+    ``train_fn`` (e.g. a cluster's trainer) replaces the default LibraryTrainer; ``parallel`` jobs run
+    at once, each in its own thread (for a trainer whose GPUs are elsewhere: one per cluster trainer)."""
     from ..paths import data_dir as resolve
 
     queue = JobQueue(IdentityLibrary(resolve(data_dir)))
     spec = os.environ.get(TRAIN_FN_ENV)
     stop = threading.Event()
-    worker = Worker(queue, load_train_fn(spec) if spec else LibraryTrainer(), stop_event=stop)
+    train_fn = train_fn or (load_train_fn(spec) if spec else LibraryTrainer())
+    workers = [Worker(queue, train_fn, stop_event=stop) for _ in range(max(1, parallel))]
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    log.info("worker %d on %s", worker.pid, queue.root)
-    if once:
-        while not stop.is_set() and worker.run_once():
-            pass
-    else:
-        worker.run_forever(stop, poll_s)
+    log.info("worker %d on %s (%d at once)", workers[0].pid, queue.root, len(workers))
+
+    def run(worker: Worker) -> None:
+        if once:
+            while not stop.is_set() and worker.run_once():
+                pass
+        else:
+            worker.run_forever(stop, poll_s)
+
+    if len(workers) == 1:
+        run(workers[0])
+        return 0
+    threads = [threading.Thread(target=run, args=(w,), name=f"storyface-worker-{i}") for i, w in enumerate(workers)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):  # the main thread stays free to take the stop signal
+        for t in threads:
+            t.join(0.5)
     return 0
