@@ -117,4 +117,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ["COLUMNS"] = "400"  # Rich sizes its console when storyface.cli is imported: wide, so names stay whole
     main()

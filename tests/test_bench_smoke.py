@@ -151,3 +151,4 @@ def test_vae_mid_blocks_hand_back_contiguous_tensors_with_the_same_values(tiny):
     probe.remove()
     assert seen == [True, False, True]  # the fix runs before the probe and makes what diffusers hands back contiguous
     torch.testing.assert_close(hooked, plain)
+    assert torch.equal(again, hooked)  # hooked again (once, not twice): the same decode

@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from storyface.api import BookSettings, ContentPolicy, RenderConfig, Renderer, load_model, make_comic, reletter
 from storyface.cli import app
-from storyface.comic_folder import ComicFolder
 from storyface.identity.tokens import Identity
 from storyface.render.attention import RegionalAttention
 from storyface.safety import ContentPolicyError
