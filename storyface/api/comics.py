@@ -18,7 +18,7 @@ from ..identity.tokens import Identity
 from ..library.checks import clean_appearance
 from ..names import tidy
 from ..render.book import Book
-from ..render.generate import PanelImage, RenderConfig, Renderer
+from ..render.generate import PanelImage, RenderConfig, Renderer, check_prompts
 from ..render.lettering import Face
 from ..render.regions import plan_from_dict
 from ..safety import ContentPolicy, ContentPolicyError
@@ -92,12 +92,8 @@ def plan_prompts(
         cast=list(cast) if cast is not None else None, negative_prompt=negative_prompt,
         count_tokens=token_counter(tokenizer, lambda text: pipe.maybe_convert_prompt(text, tokenizer)),
     )  # fmt: skip
-    policy = policy or renderer.policy
-    for number, prompt in enumerate(prompts, 1):
-        try:
-            policy.check(prompt.prompt, prompt.negative_prompt, bool(prompt.tokens), tokens=prompt.tokens)
-        except ContentPolicyError as exc:
-            raise ContentPolicyError(f"panel {number}: {exc}") from None
+    check_prompts(renderer.model.loaded_tokens, [p.prompt for p in prompts], [p.negative_prompt for p in prompts],
+                  policy or renderer.policy)  # fmt: skip
     return prompts
 
 

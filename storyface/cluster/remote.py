@@ -27,7 +27,6 @@ from ..errors import InputError, ModelError, StoryFaceError
 from ..library.worker import LibraryTrainer
 from ..limits import MAX_PANELS_PER_REQUEST, MAX_PHOTO_BYTES
 from ..render.panel import PanelImage, Progress, RenderCancelled, RenderConfig, _normalise_inputs
-from ..safety.policy import ContentPolicyError
 from .client import ClusterClient
 from .protocol import b64, identity_from_bytes, panel_from_reply, png_image, render_request, unb64
 
@@ -181,7 +180,7 @@ class ClusterRenderer:
         Progress counts panel-steps as each chunk comes back; ``cancel`` stops waiting (chunks in
         flight finish on the cluster and are dropped).
         """
-        from ..render.generate import _batches, _per_panel
+        from ..render.generate import _batches, _ordered, _per_panel
 
         prompts, negatives, seeds = _normalise_inputs(prompts, negative_prompts, seeds, config.seed)
         sizes = _per_panel(sizes, len(prompts), "sizes", config.size_for(self.model))
@@ -221,13 +220,9 @@ class ClusterRenderer:
     # ------------------------------------------------------------------ helpers
 
     def _check_policy(self, prompts: Sequence[str], negatives: Sequence[str], policy: ContentPolicy) -> None:
-        """The same check Renderer.render makes, here, before anything leaves this process."""
-        for number, (prompt, negative) in enumerate(zip(prompts, negatives), 1):
-            tokens = [token for token in self.model.loaded_tokens if token in prompt]
-            try:
-                policy.check(prompt, negative, bool(tokens), tokens=tokens)
-            except ContentPolicyError as exc:
-                raise ContentPolicyError(f"panel {number}: {exc}") from None
+        from ..render.generate import check_prompts
+
+        check_prompts(self.model.loaded_tokens, prompts, negatives, policy)  # before anything leaves this process
 
     def _request(self, chunk, prompts, negatives, seeds, sizes, plans, config, policy) -> dict[str, Any]:
         """A chunk's request, with the identities its prompts and region plans name (by value)."""
@@ -247,10 +242,6 @@ class ClusterRenderer:
             done[i] = panel_from_reply(i, data)
         with self._lock:
             self.served.append({**reply.get("served", {}), "attempts": reply.get("attempts", 1), "panels": list(chunk)})
-
-
-def _ordered(done: Mapping[int, PanelImage]) -> list[PanelImage]:
-    return [done[i] for i in sorted(done)]
 
 
 class TrainingStopped(StoryFaceError):

@@ -115,7 +115,10 @@ def load_identity(path: str | os.PathLike, name: str | None = None) -> Identity:
 
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
-        raise IdentityFileError(f"{path.name}: only .safetensors identity files are accepted (pickle files can run code)")
+        raise IdentityFileError(
+            f"{path.name}: only .safetensors identity files can be used; "
+            ".pt/.bin/.ckpt files are Python pickles, which can run code when opened"
+        )
     try:
         if not path.is_file():
             raise IdentityFileError(f"{path}: no such file")

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -160,14 +160,7 @@ class Renderer:
         return _ordered(done)
 
     def _check_policy(self, prompts: Sequence[str], negatives: Sequence[str], policy: ContentPolicy) -> None:
-        """Every prompt passes the content policy here, so no caller can skip it: one that shows a loaded
-        identity as a real person; any other under the policy's own rule for prompts without one."""
-        for number, (prompt, negative) in enumerate(zip(prompts, negatives), 1):
-            tokens = [token for token in self.model.loaded_tokens if token in prompt]
-            try:
-                policy.check(prompt, negative, bool(tokens), tokens=tokens)
-            except ContentPolicyError as exc:
-                raise ContentPolicyError(f"panel {number}: {exc}") from None
+        check_prompts(self.model.loaded_tokens, prompts, negatives, policy)
 
     def rerender(
         self, panel: PanelImage, seed: int | None = None, policy: ContentPolicy | None = None,
@@ -292,6 +285,19 @@ class Renderer:
             identities=self._identities_in(prompt), model=self.model.source, tiny=self.model.is_tiny, eta=config.eta,
             decoder=config.decoder,
         )  # fmt: skip
+
+
+def check_prompts(loaded_tokens: Iterable[str], prompts: Sequence[str], negatives: Sequence[str], policy: ContentPolicy) -> None:
+    """Every prompt passes the content policy before it is drawn, so no caller can skip it: one that
+    shows a loaded identity (its trigger token) as a real person; any other under the policy's own
+    rule for prompts without one. The local renderer and the cluster's client both call this."""
+    loaded = list(loaded_tokens)
+    for number, (prompt, negative) in enumerate(zip(prompts, negatives), 1):
+        tokens = [token for token in loaded if token in prompt]
+        try:
+            policy.check(prompt, negative, bool(tokens), tokens=tokens)
+        except ContentPolicyError as exc:
+            raise ContentPolicyError(f"panel {number}: {exc}") from None
 
 
 def _per_panel(values: Sequence | None, n: int, what: str, default: Any) -> list:
