@@ -203,7 +203,7 @@ def _style(ui: SimpleNamespace) -> None:
     with gr.Row():
         ui.styles = gr.Dropdown(choices=list(STYLE_PRESETS), value=["comic style"], multiselect=True,
                                 label="Style", min_width=160, elem_id="styles")  # fmt: skip
-        ui.free_style = gr.Textbox(label="Your own style words", placeholder="e.g. pastel colours, rainy night",
+        ui.free_style = gr.Textbox("", label="Your own style words", placeholder="e.g. pastel colours, rainy night",
                                    min_width=160, elem_id="free-style")  # fmt: skip
     with gr.Row():
         ui.layout = gr.Radio(LAYOUTS, value="grid", label="Layout", min_width=200, elem_id="layout")
@@ -211,7 +211,7 @@ def _style(ui: SimpleNamespace) -> None:
     with gr.Row():
         ui.lettering = gr.Checkbox(value=True, label="Speech balloons and captions", elem_id="lettering")
         ui.rtl = gr.Checkbox(value=False, label="Read right to left (manga)", elem_id="rtl")
-    ui.title = gr.Textbox(label="Title (optional)", elem_id="title")
+    ui.title = gr.Textbox("", label="Title (optional)", elem_id="title")
     ui.quality = gr.Radio(QUALITIES, value="standard", label="Quality", elem_id="quality")
     with gr.Accordion("Advanced: seed, steps, LoRAs", open=False):
         with gr.Row():

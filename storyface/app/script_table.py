@@ -21,7 +21,7 @@ from typing import Any
 from .. import api
 from ..errors import InputError
 from ..limits import MAX_CAPTION_CHARS, MAX_LINE_CHARS, MAX_LINES_PER_PANEL
-from ..names import tidy
+from ..names import name_key, tidy
 from ..story.schema import Line, Panel, check_panel_count
 
 PANEL_HEADERS = ["Caption (your words)", "People", "Where they stand"]
@@ -167,7 +167,13 @@ def panels_of(drafts: Sequence[Draft], cast: Sequence[str]) -> list[Panel]:
 
 
 def _full_name(name: str, cast: Sequence[str]) -> str:
-    found = api.describe_panel(name, list(cast))[1] if cast else []
+    """A speaker or a placed person as typed ("grace", "Hopper") -> the cast member's full name."""
+    if not cast:
+        return name
+    by_key = {name_key(n): n for n in cast}
+    if name_key(name) in by_key:
+        return by_key[name_key(name)]
+    found = api.describe_panel(name, list(cast))[1] or api.describe_panel(name.title(), list(cast))[1]
     return found[0] if len(found) == 1 else name
 
 
