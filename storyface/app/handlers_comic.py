@@ -107,7 +107,8 @@ class ComicHandlers(HandlerBase):
         script = api.parse_story(story, names)
         rows = table.tables_of(table.drafts_from_panels(script.panels), names)
         scenes = sum(1 for p in script.panels if not p.characters)
-        note = f"{len(script.panels)} panels" + (f", {scenes} of them a scene with no one in it" if scenes else "")
+        n = len(script.panels)
+        note = f"{n} panel{'s' if n != 1 else ''}" + (f", {scenes} of them a scene with no one in it" if scenes else "")
         note += ". Edit any caption or line of dialogue below." + "".join(f"\nNote: {w}" for w in script.warnings)
         return (*rows, names, views.status(note))
 

@@ -206,28 +206,37 @@ class PeopleHandlers(HandlerBase):
         return gr.update(choices=names, value=[n for n in cast or [] if n in names])
 
     def show_cast(self, cast: list | None, shown: Any) -> tuple:
-        """The library with the cast ticked, and the cast's looks (after any change of the cast)."""
+        """After any change of the cast: the library with the cast ticked, and the cast's looks. A typed
+        name that is no identity is taken out again at once, and the step says why."""
+        kept, refused = self._checked_cast(cast)
         records = {r.name: r for r in self.s.library.list()}
-        cast = [n for n in cast or [] if n in records]
-        return views.library_tiles(list(records.values()), cast), views.cast_rows(cast, records, shown)
+        fixed = gr.update(value=kept) if refused else gr.skip()
+        note = views.error_status("; ".join(refused) + ". Add new people in step 1.") if refused else gr.skip()
+        return views.library_tiles(list(records.values()), kept), views.cast_rows(kept, records, shown), fixed, note
 
-    def toggle_cast(self, cast: list | None, evt: gr.SelectData) -> list[str]:
-        """A click on a library face adds that person to the cast, or takes them out."""
-        value = evt.value if isinstance(evt.value, dict) else {}
-        name = views.untick(value.get("caption") or "")
-        cast = list(cast or [])
-        if not name:
-            return cast
-        return [n for n in cast if n != name] if name in cast else [*cast, name]
-
-    def set_cast(self, cast: list | None) -> tuple:
-        """The cast as typed or picked: a name that is no identity in the library is refused at once."""
+    def _checked_cast(self, cast: list | None) -> tuple[list[str], list[str]]:
+        """(the names that are identities, in the library's spelling; why the others were refused)."""
         kept, refused = [], []
         for raw in cast or []:
             try:
                 kept += [n for n in self._cast([raw], allow_empty=True) if n not in kept]
             except StoryFaceError as exc:
                 refused.append(views.plain_words(str(exc)))
+        return kept, refused
+
+    def toggle_cast(self, cast: list | None, evt: gr.SelectData) -> tuple:
+        """A click on a library face adds that person to the cast, or takes them out."""
+        value = evt.value if isinstance(evt.value, dict) else {}
+        name = views.untick(value.get("caption") or "")
+        cast = list(cast or [])
+        if not name:
+            return cast, gr.skip()
+        cast = [n for n in cast if n != name] if name in cast else [*cast, name]
+        return cast, views.status(f"In the cast: {', '.join(cast)}." if cast else "The cast is empty.")
+
+    def set_cast(self, cast: list | None) -> tuple:
+        """The cast as typed or picked: a name that is no identity in the library is refused at once."""
+        kept, refused = self._checked_cast(cast)
         if refused:
             return kept, views.error_status("; ".join(refused) + ". Add new people in step 1.")
         return kept, views.status(f"In the cast: {', '.join(kept)}." if kept else "")

@@ -232,8 +232,8 @@ def _result(ui: SimpleNamespace) -> None:
 
     gr.Markdown("## Your comic", elem_classes="sf-step")
     ui.result_status = _status("result-status", _info(NO_COMIC))
-    ui.pages = gr.Gallery(label="Pages", columns=1, preview=True, object_fit="contain", height="68vh",
-                          buttons=["download", "fullscreen"], elem_id="pages")  # fmt: skip
+    ui.pages = gr.Gallery(label="Pages: click a page to look closer, or show it full screen", columns=1, height="auto",
+                          object_fit="contain", buttons=["download", "fullscreen"], elem_id="pages")  # fmt: skip
     ui.panel_tiles = gr.Gallery(label="Panels: click one to pick it", columns=3, height="auto", fit_columns=False,
                                 allow_preview=False, object_fit="contain", elem_id="panel-gallery")  # fmt: skip
     with gr.Row(equal_height=True):
@@ -284,16 +284,17 @@ def _wire_people(demo: gr.Blocks, ui: SimpleNamespace, h: Handlers) -> None:
          ui.story_status, *train_controls, ui.styles, ui.layout, ui.title], "people", ui.people_status,
         api_name="load_example")  # fmt: skip
     demo.load(h.library, [ui.cast], ui.cast, api_name="load_library", api_visibility="undocumented", **LIGHT)
-    demo.load(h.show_cast, [ui.cast, ui.looks], [ui.library, ui.looks], api_visibility="private", **LIGHT)
+    demo.load(h.show_cast, [ui.cast, ui.looks], [ui.library, ui.looks, ui.cast, ui.cast_status], api_visibility="private",
+              **LIGHT)  # fmt: skip
     demo.load(h.jobs, None, [ui.jobs, ui.job_details], api_name="jobs", **LIGHT)
     demo.load(h.train_hint, [ui.pending, ui.train_steps], train_controls, api_visibility="private", **LIGHT)
     ui.timer.tick(h.poll, [ui.cast, ui.awaiting, ui.seen],
                   [ui.jobs, ui.job_details, ui.library, ui.cast, ui.awaiting, ui.seen, ui.people_status],
                   api_name="poll", api_visibility="undocumented", show_progress="hidden", **LIGHT)  # fmt: skip
-    ui.library.select(h.toggle_cast, [ui.cast], ui.cast, api_name="toggle_cast", api_visibility="undocumented",
+    ui.library.select(h.toggle_cast, [ui.cast], [ui.cast, ui.cast_status], api_name="toggle_cast", api_visibility="undocumented",
                       **LIGHT)  # fmt: skip
     ui.cast.input(h.set_cast, [ui.cast], [ui.cast, ui.cast_status], api_name="set_cast", **LIGHT)
-    ui.cast.change(h.show_cast, [ui.cast, ui.looks], [ui.library, ui.looks], api_name="show_cast",
+    ui.cast.change(h.show_cast, [ui.cast, ui.looks], [ui.library, ui.looks, ui.cast, ui.cast_status], api_name="show_cast",
                    api_visibility="undocumented", show_progress="hidden", **LIGHT)  # fmt: skip
     _on(h, ui.looks.input, h.edit_appearance, [ui.looks], [ui.looks, ui.cast_status], "cast", ui.cast_status,
         api_name="set_looks")  # fmt: skip

@@ -40,9 +40,15 @@ CSS = """
 .sf-error {background: #fdecec; border: 1px solid #e29a9a; color: #7f1d1d; font-weight: 500;}
 .sf-info {background: #eef3fd; border: 1px solid #a9bfeb; color: #1e3a6e;}
 #sf-example {padding: 6px;}
-#pages img {object-fit: contain;}
-#panel-gallery .thumbnail-item {aspect-ratio: auto !important; height: auto !important; display: flex;
-  flex-direction: column; overflow: visible;}
+#pages .thumbnail-item, #panel-gallery .thumbnail-item {aspect-ratio: auto !important; height: auto !important;
+  display: flex; flex-direction: column; overflow: visible;}
+#pages, #pages .grid-wrap, #pages .gallery-container {overflow: visible !important; max-height: none !important;
+  height: auto !important; flex-shrink: 0 !important;}
+#sf-result > * {flex-shrink: 0;}
+#pages .grid-wrap, #panel-gallery .grid-wrap {padding-top: 40px !important;}  /* below the gallery's label */
+#pages .thumbnail-item img {position: static; height: auto; width: 100%; max-height: calc(100vh - 170px);
+  object-fit: contain;}
+#pages .thumbnail-item .caption-label {display: none;}
 #panel-gallery .thumbnail-item img {position: static; aspect-ratio: 1 / 1; height: auto; width: 100%;}
 #panel-gallery .caption-label {position: static !important; max-width: none !important; white-space: normal !important;
   overflow: visible !important; text-overflow: clip !important; border: none !important; font-size: 0.9em;}
@@ -54,6 +60,9 @@ CSS = """
 }
 footer {display: none !important;}
 """
+# Gradio scopes CSS to its container, so the one rule for the container itself goes in the page head:
+# "overflow: hidden" would make the container a scroll box, and a sticky result column never sticks.
+HEAD = "<style>@media (min-width: 1000px) {.gradio-container {overflow: clip !important;}}</style>"
 
 
 # -- security settings (pure) ------------------------------------------------------------------
@@ -159,7 +168,7 @@ def launch(
         _, url, _ = demo.launch(
             server_name=host, server_port=port, share=False, auth=login, prevent_thread_lock=True, quiet=not block,
             allowed_paths=[str(services.comics_dir), str(services.exports_dir)], ssr_mode=False, pwa=False,
-            mcp_server=False, enable_monitoring=False, footer_links=["api"], theme=_theme(), css=CSS,
+            mcp_server=False, enable_monitoring=False, footer_links=["api"], theme=_theme(), css=CSS, head=HEAD,
             auth_message="StoryFace: sign in with the user and password from STORYFACE_AUTH.",
             max_file_size=UPLOAD_LIMIT,
         )  # fmt: skip
