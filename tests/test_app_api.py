@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -198,6 +197,22 @@ def test_editing_dialogue_letters_the_page_again_without_drawing(client, comic, 
     changed = frame([["Grace Hopper is asleep."], *data(scenes)[1:]])
     *_, result_status = client.predict(captions, changed, edited, CAST, api_name="/update_panels")
     assert "The panels changed: press Make the comic" in result_status and calls == []
+
+
+def test_where_people_stand_is_drawn_and_recorded(client, split):
+    panels, scenes, lines = split
+    rows = [list(row) for row in data(panels)]
+    rows[0][2] = "Grace: right; Eileen Collins: left"  # the scene names Grace first: she would stand left
+    *_, record, _status, _panel, _result = make(client, (frame(rows), scenes, lines))
+    first = record["panels"][0]
+    assert first["region_overrides"] == {"Grace Hopper": "right", "Eileen Collins": "left"}
+    assert first["regions"] == {"Grace Hopper": [0.5, 0.0, 1.0, 1.0], "Eileen Collins": [0.0, 0.0, 0.5, 1.0]}
+    rows[0][2] = "Grace Hopper: left"  # after the comic: a new place needs a new drawing, not new lettering
+    *_, result_status = client.predict(frame(rows), scenes, lines, CAST, api_name="/update_panels")
+    assert "Where people stand changes the drawing of panel 1" in result_status
+    rows[0][2] = "Ada: left"
+    *_, story_status, _p, _t, _d, _r, _s = client.predict(frame(rows), scenes, lines, CAST, api_name="/update_panels")
+    assert "panel 1: 'Ada' is not in this panel" in story_status and "sf-error" in story_status
 
 
 def test_regenerate_one_panel_leaves_the_others_alone(client, comic, app):

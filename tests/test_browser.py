@@ -65,10 +65,11 @@ def shots(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
-def save_screenshot(tab, folder: Path, name: str, full_page: bool = False) -> Path:
+def save_screenshot(tab, folder: Path, name: str, full_page: bool = False, share: bool = True) -> Path:
+    """Kept under the test's tmp folder; ``share``: also copied to $STORYFACE_SCREENSHOT_DIR (the README's)."""
     shot = folder / name
     tab.screenshot(path=str(shot), full_page=full_page)
-    if os.environ.get("STORYFACE_SCREENSHOT_DIR"):
+    if share and os.environ.get("STORYFACE_SCREENSHOT_DIR"):
         target = Path(os.environ["STORYFACE_SCREENSHOT_DIR"])
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, target / shot.name)
@@ -133,7 +134,11 @@ def test_the_example_end_to_end(app, example_comic, shots):
     tab.wait_for_function("() => { const i = document.querySelector('#pages img'); return i && i.complete && i.naturalWidth > 0; }")
     with Image.open(latest_comic(app) / "pages" / "page-01.png") as im:
         assert page.evaluate("img => img.naturalWidth") == im.width  # the shown image is that page
-    assert page.bounding_box()["width"] >= 380  # big enough to read (and it opens full screen)
+    box = page.bounding_box()
+    assert box["width"] >= 380  # big enough to read (and it opens full screen)
+    on_top = tab.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName", [box["x"] + box["width"] / 2,
+                                                                                  box["y"] + box["height"] / 2])  # fmt: skip
+    assert on_top == "IMG"  # painted and not covered
     expect(tab.locator("#sf-result")).to_be_in_viewport()  # the result beside the steps, never below the fold
     tiles = tab.locator("#panel-gallery")
     expect(tiles.locator("img")).to_have_count(5)
@@ -144,6 +149,7 @@ def test_the_example_end_to_end(app, example_comic, shots):
     body = tab.locator("body").inner_text()
     assert str(app.services.library.root) not in body and "loss" not in body.lower().split("advanced")[0]
     save_screenshot(tab, shots, "app_desktop.png")
+    save_screenshot(tab, shots, "app_desktop_full.png", full_page=True, share=False)
     assert (shots / "app_desktop.png").stat().st_size > 50_000
     # a click on a library face takes them out of the cast (no tick) and puts them back
     face = tab.locator("#library .thumbnail-item").filter(has_text="Eileen Collins")
@@ -263,7 +269,7 @@ def test_every_mistake_leaves_a_message_on_its_step_until_a_success(
     expect(a.locator("#row-hint")).to_contain_text("Click a row to pick it")
     c.locator("#add-row").click()  # with nothing picked, a row is added at the end
     expect(status(c, "story")).to_contain_text("Added panel 1")
-    save_screenshot(b, shots, "mistakes.png")
+    save_screenshot(b, shots, "mistakes.png", share=False)
     a.wait_for_timeout(STAYS_MS)
     for (tab, step), text in expected.items():  # still there, in words
         expect(status(tab, step)).to_contain_text(text, timeout=1)

@@ -172,7 +172,7 @@ class ComicHandlers(HandlerBase):
         return (*(gr.update(interactive=bool(picked)),) * 3, hint)
 
     @user_errors("story")
-    def add_panel(self, panels: Any, scenes: Any, lines: Any, row: Any, cast: list | None, request: gr.Request) -> tuple:
+    def add_panel(self, panels: Any, scenes: Any, lines: Any, row: Any, cast: Any, request: gr.Request) -> tuple:
         """A blank row after the picked one (at the end when none is picked), to type a caption in."""
         drafts, names = self._drafts(panels, scenes, lines, cast)
         at = len(drafts) if _empty(row) or not drafts else _row_index(row, len(drafts)) + 1
@@ -181,7 +181,7 @@ class ComicHandlers(HandlerBase):
         return (*table.tables_of(drafts, names), str(at + 1), views.status(note))
 
     @user_errors("story")
-    def delete_panel(self, panels: Any, scenes: Any, lines: Any, row: Any, cast: list | None, request: gr.Request) -> tuple:
+    def delete_panel(self, panels: Any, scenes: Any, lines: Any, row: Any, cast: Any, request: gr.Request) -> tuple:
         drafts, names = self._drafts(panels, scenes, lines, cast)
         index = _row_index(row, len(drafts))
         drafts = table.delete(drafts, index)
@@ -189,11 +189,11 @@ class ComicHandlers(HandlerBase):
         return (*table.tables_of(drafts, names), picked, views.status(f"Deleted panel {index + 1}."))
 
     @user_errors("story")
-    def move_panel_up(self, panels: Any, scenes: Any, lines: Any, row: Any, cast: list | None, request: gr.Request) -> tuple:
+    def move_panel_up(self, panels: Any, scenes: Any, lines: Any, row: Any, cast: Any, request: gr.Request) -> tuple:
         return self._move(panels, scenes, lines, row, cast, -1)
 
     @user_errors("story")
-    def move_panel_down(self, panels: Any, scenes: Any, lines: Any, row: Any, cast: list | None, request: gr.Request) -> tuple:
+    def move_panel_down(self, panels: Any, scenes: Any, lines: Any, row: Any, cast: Any, request: gr.Request) -> tuple:
         return self._move(panels, scenes, lines, row, cast, +1)
 
     def _move(self, panels: Any, scenes: Any, lines: Any, row: Any, cast: list | None, offset: int) -> tuple:
@@ -201,10 +201,11 @@ class ComicHandlers(HandlerBase):
         index = _row_index(row, len(drafts))
         target = min(max(index + offset, 0), len(drafts) - 1)
         drafts = table.move(drafts, index, target)
-        return (*table.tables_of(drafts, names), str(target + 1), views.status(f"Panel {index + 1} is now panel {target + 1}."))
+        note = views.status(f"Panel {index + 1} is now panel {target + 1}.")
+        return (*table.tables_of(drafts, names), str(target + 1), note)
 
     @user_errors("story")
-    def add_line(self, panels: Any, scenes: Any, lines: Any, row: Any, cast: list | None, request: gr.Request) -> tuple:
+    def add_line(self, panels: Any, scenes: Any, lines: Any, row: Any, cast: Any, request: gr.Request) -> tuple:
         """A new line of dialogue for the picked panel (the last one when none is picked)."""
         drafts, names = self._drafts(panels, scenes, lines, cast)
         if not drafts:
@@ -237,7 +238,8 @@ class ComicHandlers(HandlerBase):
         kind = None if fast_kind in (None, "", AUTO) else fast_kind
         book = api.BookSettings.of(layout=layout or "grid", preset=None if page_size in (None, "", AUTO) else page_size,
                                    rtl=bool(rtl), lettering=bool(lettering), pdf=True, cbz=True)  # fmt: skip
-        appearance = {r[0]: r[2] for r in looks or [] if isinstance(r, (list, tuple)) and len(r) > 2 and r[0] in names and r[2]}
+        rows = [r for r in looks or [] if isinstance(r, (list, tuple)) and len(r) > 2]
+        appearance = {r[0]: r[2] for r in rows if r[0] in names and r[2]}  # this story's looks win over the kept ones
         members = api.identities_for(names, self.s.library)
         identities = [m.identity for m in members]
         headshots = {m.identity.name: m.reference for m in members if m.reference is not None}
@@ -246,9 +248,9 @@ class ComicHandlers(HandlerBase):
             config, _, fused = api.render_settings(self.s.renderer, quality, lora_specs, steps=steps, kind=kind)
             try:
                 comic = api.make_comic(
-                    self.s.renderer, script, identities, out_dir, styles=list(styles or []), free_style=free_style or "",
-                    config=config, seed=seed, title=(title or "").strip() or None, book=book, appearance=appearance,
-                    callback=self._render_progress(progress), references=headshots,
+                    self.s.renderer, script, identities, out_dir, styles=list(styles or []),
+                    free_style=free_style or "", config=config, seed=seed, title=(title or "").strip() or None,
+                    book=book, appearance=appearance, callback=self._render_progress(progress), references=headshots,
                 )  # fmt: skip
             finally:
                 if fused:
@@ -285,7 +287,8 @@ class ComicHandlers(HandlerBase):
             fused = []
             try:
                 if session.loras:
-                    _, _, fused = api.render_settings(self.s.renderer, session.quality, session.loras, kind=session.kind)
+                    _, _, fused = api.render_settings(self.s.renderer, session.quality, session.loras,
+                                                      kind=session.kind)  # fmt: skip
                 comic = api.redraw_panel(self.s.renderer, session.out_dir, index + 1, session.identities,
                                          references=session.references)  # fmt: skip
             finally:

@@ -70,7 +70,8 @@ class PeopleHandlers(HandlerBase):
         return self._train_controls(pending, steps)
 
     @user_errors("people")
-    def add_person(self, photo: Any, name: str, consent: bool, pending: list, steps: float, request: gr.Request) -> tuple:
+    def add_person(self, photo: Any, name: str, consent: bool, pending: list, steps: float,
+                   request: gr.Request) -> tuple:  # fmt: skip
         """Photo + name + consent -> one more person on the training list (the face is checked now)."""
         if isinstance(photo, UnreadablePhoto):
             raise InputError(photo.message)
@@ -138,8 +139,8 @@ class PeopleHandlers(HandlerBase):
             failed = list({j.name: j for j in failed}.values())
             if failed:
                 trained = [f"{' and '.join(done)} trained"] if done else []
-                message = views.error_status("; ".join(trained + [f"training {j.name} failed: "
-                                                                  f"{views.plain_words(j.error or '')}" for j in failed]))  # fmt: skip
+                failures = [f"training {j.name} failed: {views.plain_words(j.error or '')}" for j in failed]
+                message = views.error_status("; ".join(trained + failures))
             elif done:
                 message = views.status(f"{' and '.join(done)} trained: in the library and in the cast.")
             awaiting = []

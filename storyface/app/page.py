@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 
     from .handlers import Handlers
 
+
+TITLE = "StoryFace"
+INTRO = (
+    "Comics that keep people's faces, from their photos and your story: "
+    "**1** add people · **2** pick the cast · **3** write the story · **4** choose a style and make the comic."
+)
 LIGHT = {"concurrency_limit": None}  # database and text work: never waits behind a render
 DEVICE = {"concurrency_limit": 1, "concurrency_id": "device"}  # renders one at a time (training: device_lock)
 LAYOUTS = [("Grid", "grid"), ("Dynamic: panels of different shapes", "dynamic"), ("Webtoon: one tall strip", "webtoon")]
@@ -64,8 +70,6 @@ def declare(services: Services) -> SimpleNamespace:
 
 def _header(services: Services) -> None:
     import gradio as gr
-
-    from .ui import INTRO, TITLE
 
     model = services.model
     gr.Markdown(f"# {TITLE}\n{INTRO} Drawing model: {model_label(model.source)}.", elem_id="sf-intro")
@@ -119,8 +123,8 @@ def _people(ui: SimpleNamespace, services: Services) -> None:
 
     _step(1, "Add people")
     with gr.Row(equal_height=False):
-        ui.photo = PhotoInput(label="Photo (one face)", type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                              height=220, min_width=180, elem_id="photo")  # fmt: skip
+        ui.photo = PhotoInput(label="Photo (one face)", type="filepath", image_mode=None,
+                              sources=["upload", "clipboard"], height=220, min_width=180, elem_id="photo")  # fmt: skip
         with gr.Column(min_width=180):
             ui.person_name = gr.Textbox(label="Full name", placeholder="e.g. Grace Hopper", elem_id="person-name")
             ui.consent = gr.Checkbox(label="This person agreed to have their face learned", elem_id="consent")
@@ -152,7 +156,8 @@ def _cast(ui: SimpleNamespace) -> None:
                             height=190, fit_columns=False, allow_preview=False, object_fit="cover",
                             elem_id="library")  # fmt: skip
     ui.cast = gr.Dropdown(choices=[], value=[], multiselect=True, allow_custom_value=True, label="Cast",
-                          info="People from the library that the story names are picked for you.", elem_id="cast")  # fmt: skip
+                          info="People from the library that the story names are picked for you.",
+                          elem_id="cast")  # fmt: skip
     ui.cast_status = _status("cast-status")
     ui.looks = gr.Dataframe(headers=CAST_HEADERS, datatype="str", type="array", interactive=True, static_columns=[0],
                             wrap=True, label="Looks: hair, clothes, glasses... added to every panel the person is in",
@@ -176,7 +181,8 @@ def _story(ui: SimpleNamespace) -> None:
     ui.story_status = _status("story-status")
     ui.panels = gr.Dataframe(headers=PANEL_HEADERS, datatype="str", type="array", interactive=True,
                              show_row_numbers=True, static_columns=[1], wrap=True, column_widths=["56%", "22%", "22%"],
-                             label="Panels: one row each; edit a caption and the page follows", elem_id="panels-table")  # fmt: skip
+                             label="Panels: one row each; edit a caption and the page follows",
+                             elem_id="panels-table")  # fmt: skip
     with gr.Row(equal_height=True, elem_id="row-tools"):
         ui.panel_row = _number_box("Row", "click a row", "panel-row")
         ui.add_row = gr.Button("Add row", size="sm", min_width=70, elem_id="add-row")
@@ -191,7 +197,8 @@ def _story(ui: SimpleNamespace) -> None:
     ui.add_line = gr.Button("Add a line of dialogue", size="sm", elem_id="add-line")
     with gr.Accordion("Advanced: the scene each panel draws (names in full)", open=False):
         ui.scenes = gr.Dataframe(headers=SCENE_HEADERS, datatype="str", type="array", interactive=True,
-                                 show_row_numbers=True, wrap=True, show_label=False, elem_id="scenes-table")  # fmt: skip
+                                 show_row_numbers=True, wrap=True, show_label=False,
+                                 elem_id="scenes-table")  # fmt: skip
 
 
 def _style(ui: SimpleNamespace) -> None:
@@ -232,9 +239,11 @@ def _result(ui: SimpleNamespace) -> None:
 
     gr.Markdown("## Your comic", elem_classes="sf-step")
     ui.result_status = _status("result-status", _info(NO_COMIC))
-    ui.pages = gr.Gallery(label="Pages: click a page to look closer, or show it full screen", columns=1, height="auto",
-                          object_fit="contain", buttons=["download", "fullscreen"], elem_id="pages")  # fmt: skip
-    ui.panel_tiles = gr.Gallery(label="Panels: click one to pick it", columns=3, height="auto", fit_columns=False,
+    gr.Markdown("**Pages** · click a page to look closer, or show it full screen", elem_classes="sf-hint")
+    ui.pages = gr.Gallery(label="Pages", show_label=False, columns=1, height="auto", object_fit="contain",
+                          buttons=["download", "fullscreen"], elem_id="pages")  # fmt: skip
+    gr.Markdown("**Panels** · click one to pick it, then redraw it", elem_classes="sf-hint")
+    ui.panel_tiles = gr.Gallery(label="Panels", show_label=False, columns=3, height="auto", fit_columns=False,
                                 allow_preview=False, object_fit="contain", elem_id="panel-gallery")  # fmt: skip
     with gr.Row(equal_height=True):
         ui.panel_number = _number_box("Panel", "click a panel", "panel-number")
@@ -284,18 +293,18 @@ def _wire_people(demo: gr.Blocks, ui: SimpleNamespace, h: Handlers) -> None:
          ui.story_status, *train_controls, ui.styles, ui.layout, ui.title], "people", ui.people_status,
         api_name="load_example")  # fmt: skip
     demo.load(h.library, [ui.cast], ui.cast, api_name="load_library", api_visibility="undocumented", **LIGHT)
-    demo.load(h.show_cast, [ui.cast, ui.looks], [ui.library, ui.looks, ui.cast, ui.cast_status], api_visibility="private",
-              **LIGHT)  # fmt: skip
+    cast_shown = [ui.library, ui.looks, ui.cast, ui.cast_status]
+    demo.load(h.show_cast, [ui.cast, ui.looks], cast_shown, api_visibility="private", **LIGHT)
     demo.load(h.jobs, None, [ui.jobs, ui.job_details], api_name="jobs", **LIGHT)
     demo.load(h.train_hint, [ui.pending, ui.train_steps], train_controls, api_visibility="private", **LIGHT)
     ui.timer.tick(h.poll, [ui.cast, ui.awaiting, ui.seen],
                   [ui.jobs, ui.job_details, ui.library, ui.cast, ui.awaiting, ui.seen, ui.people_status],
                   api_name="poll", api_visibility="undocumented", show_progress="hidden", **LIGHT)  # fmt: skip
-    ui.library.select(h.toggle_cast, [ui.cast], [ui.cast, ui.cast_status], api_name="toggle_cast", api_visibility="undocumented",
-                      **LIGHT)  # fmt: skip
+    ui.library.select(h.toggle_cast, [ui.cast], [ui.cast, ui.cast_status], api_name="toggle_cast",
+                      api_visibility="undocumented", **LIGHT)  # fmt: skip
     ui.cast.input(h.set_cast, [ui.cast], [ui.cast, ui.cast_status], api_name="set_cast", **LIGHT)
-    ui.cast.change(h.show_cast, [ui.cast, ui.looks], [ui.library, ui.looks, ui.cast, ui.cast_status], api_name="show_cast",
-                   api_visibility="undocumented", show_progress="hidden", **LIGHT)  # fmt: skip
+    ui.cast.change(h.show_cast, [ui.cast, ui.looks], cast_shown, api_name="show_cast", api_visibility="undocumented",
+                   show_progress="hidden", **LIGHT)  # fmt: skip
     _on(h, ui.looks.input, h.edit_appearance, [ui.looks], [ui.looks, ui.cast_status], "cast", ui.cast_status,
         api_name="set_looks")  # fmt: skip
     _on(h, ui.export.click, h.export_identities, [ui.cast], [ui.identity_files, ui.cast_status], "cast",
@@ -328,8 +337,9 @@ def _wire_story(ui: SimpleNamespace, h: Handlers) -> None:
 
 
 def _wire_comic(ui: SimpleNamespace, h: Handlers) -> None:
-    settings = [ui.panels, ui.cast, ui.styles, ui.free_style, ui.title, ui.seed, ui.render_steps, ui.scenes, ui.lines,
-                ui.layout, ui.page_size, ui.rtl, ui.lettering, ui.quality, ui.loras, ui.fast_kind, ui.looks]  # fmt: skip
+    settings = [ui.panels, ui.cast, ui.styles, ui.free_style, ui.title, ui.seed, ui.render_steps, ui.scenes,
+                ui.lines, ui.layout, ui.page_size, ui.rtl, ui.lettering, ui.quality, ui.loras, ui.fast_kind,
+                ui.looks]  # fmt: skip
     shown = [ui.pages, ui.panel_tiles, ui.downloads, ui.record]
     made = _on(h, ui.generate.click, h.generate, settings,
                [*shown, ui.comic_status, ui.session, ui.regenerate, ui.panel_number, ui.result_status], "comic",
@@ -340,4 +350,5 @@ def _wire_comic(ui: SimpleNamespace, h: Handlers) -> None:
     ui.panel_number.change(h.redraw_tools, [ui.panel_number, ui.session], ui.regenerate, api_visibility="private",
                            show_progress="hidden", **LIGHT)  # fmt: skip
     _on(h, ui.regenerate.click, h.regenerate_panel, [ui.panel_number, ui.session],
-        [*shown, ui.result_status, ui.session], "result", ui.result_status, api_name="regenerate_panel", **DEVICE)  # fmt: skip
+        [*shown, ui.result_status, ui.session], "result", ui.result_status, api_name="regenerate_panel",
+        **DEVICE)  # fmt: skip

@@ -65,7 +65,9 @@ def _panel_number(value: str, row: int, n: int) -> int:
         number = -1.0
     if not number.is_integer() or not 1 <= number <= n:
         where = f"panels 1 to {n}" if n else "no panels yet"
-        raise InputError(f"dialogue row {row}: {value or 'an empty panel number'!r} is not a panel number (there are {where})")
+        raise InputError(
+            f"dialogue row {row}: {value or 'an empty panel number'!r} is not a panel number (there are {where})"
+        )
     return int(number)
 
 
@@ -162,7 +164,8 @@ def panels_of(drafts: Sequence[Draft], cast: Sequence[str]) -> list[Panel]:
         if len(lines) > MAX_LINES_PER_PANEL:
             raise InputError(f"panel {number} has {len(lines)} lines of dialogue; a panel holds {MAX_LINES_PER_PANEL}")
         regions = parse_place(draft.place, scene.characters, number, cast)
-        panels.append(scene.model_copy(update={"caption": draft.caption or None, "dialogue": lines, "regions": regions}))
+        update = {"caption": draft.caption or None, "dialogue": lines, "regions": regions}
+        panels.append(scene.model_copy(update=update))
     return panels
 
 
@@ -183,7 +186,9 @@ def _line(panel: int, number: int, line: tuple[str, str, str], cast: Sequence[st
     if not words:
         raise InputError(f"{where}: what does {speaker or 'the speaker'} say? Type the words, or clear the row")
     if not speaker:
-        raise InputError(f"{where}: who says {words[:40]!r}? Type a speaker from the cast ({', '.join(cast) or 'nobody yet'})")
+        raise InputError(
+            f"{where}: who says {words[:40]!r}? Type a speaker from the cast ({', '.join(cast) or 'nobody yet'})"
+        )
     if speaker not in cast:
         raise InputError(f"{where}: {speaker!r} is not in the cast ({', '.join(cast) or 'nobody yet'}); "
                          "pick them in step 2 or change the speaker")  # fmt: skip

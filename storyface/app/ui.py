@@ -24,11 +24,6 @@ log = logging.getLogger(__name__)
 
 AUTH_ENV = "STORYFACE_AUTH"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-TITLE = "StoryFace"
-INTRO = (
-    "Comics that keep people's faces, from their photos and your story: "
-    "**1** add people · **2** pick the cast · **3** write the story · **4** choose a style and make the comic."
-)
 CSS = """
 #tiny-banner {background: #fff4d6; border: 1px solid #e0b84c; border-radius: 8px; padding: 8px 14px;}
 #tiny-banner p {margin: 0; color: #6b4e00;}
@@ -44,9 +39,9 @@ CSS = """
   display: flex; flex-direction: column; overflow: visible;}
 #pages, #pages .grid-wrap, #pages .gallery-container {overflow: visible !important; max-height: none !important;
   height: auto !important; flex-shrink: 0 !important;}
+#sf-result {flex-wrap: nowrap !important;}  /* a column with a max height wraps its overflow sideways otherwise */
 #sf-result > * {flex-shrink: 0;}
-#pages .grid-wrap, #panel-gallery .grid-wrap {padding-top: 40px !important;}  /* below the gallery's label */
-#pages .thumbnail-item img {position: static; height: auto; width: 100%; max-height: calc(100vh - 170px);
+#pages .thumbnail-item img {position: static; height: auto; width: 100%; max-height: calc(100vh - 220px);
   object-fit: contain;}
 #pages .thumbnail-item .caption-label {display: none;}
 #panel-gallery .thumbnail-item img {position: static; aspect-ratio: 1 / 1; height: auto; width: 100%;}
@@ -116,7 +111,7 @@ def build_demo(services: Services) -> gr.Blocks:
     import gradio as gr
 
     from .handlers import Handlers
-    from .page import declare, wire
+    from .page import TITLE, declare, wire
 
     h = Handlers(services)
     # Uploaded photos of real people leave Gradio's cache within a day (checked hourly).

@@ -201,8 +201,11 @@ def tile_caption(number: int, panel: Any, score: Any, redrawn: bool) -> str:
 
 def comic_summary(pages: int, panels: int, warnings: Sequence[str], tiny_notice: str | None) -> str:
     """The success line of step 4: what was made and what to do next."""
-    text = f"{panels} panel{'s' if panels != 1 else ''} on {pages} page{'s' if pages != 1 else ''}. Click a panel to draw it again; " \
-           "edit a caption or a line of dialogue in step 3 and the page is lettered again without redrawing."  # fmt: skip
+    text = (
+        f"{panels} panel{'s' if panels != 1 else ''} on {pages} page{'s' if pages != 1 else ''}. Click a panel "
+        "to draw it again; edit a caption or a line of dialogue in step 3 and the page is lettered again without "
+        "redrawing."
+    )
     text += "".join(f"\nNote: {w}" for w in warnings)
     if tiny_notice:
         text += f"\nTest mode: {tiny_notice}."
