@@ -37,7 +37,8 @@ CSS = """
 #sf-example {padding: 6px;}
 #pages .thumbnail-item, #panel-gallery .thumbnail-item {aspect-ratio: auto !important; height: auto !important;
   display: flex; flex-direction: column; overflow: visible;}
-#pages, #pages .grid-wrap, #pages .gallery-container {overflow: visible !important; max-height: none !important;
+#pages, #pages .grid-wrap, #pages .gallery-container,
+#panel-gallery, #panel-gallery .grid-wrap, #panel-gallery .gallery-container {overflow: visible !important; max-height: none !important;
   height: auto !important; flex-shrink: 0 !important;}
 #sf-result {flex-wrap: nowrap !important;}  /* a column with a max height wraps its overflow sideways otherwise */
 #sf-result > * {flex-shrink: 0;}
