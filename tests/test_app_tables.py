@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from datetime import datetime
 
 import pytest
 from PIL import Image
@@ -167,6 +168,10 @@ def test_training_estimate_uses_the_last_finished_jobs_rate():
     assert views.train_estimate(rate, 2, 20) == "Training 2 people (20 steps each): about 60 s on this machine."
     assert views.train_estimate(rate, 1, 500) == "Training 1 person (500 steps each): about 12 min on this machine."
     assert "measures how fast" in views.train_estimate(views.seconds_per_step([other_model], "tiny"), 1, 20)
+    running = dataclasses.replace(job, state="running", step=6, finished_at=None)  # 6 steps in 30 s: 5 s a step
+    now = datetime.fromisoformat("2026-01-01T00:00:30+00:00")
+    assert views.job_rows([running], now=now) == [["A", "training", "6/20", "about 70 s left"]]
+    assert views.job_rows([job], now=now) == [["A", "done", "20/20", ""]]
 
 
 def test_the_two_faces_message_loses_its_pixel_boxes(two_faces_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -61,12 +61,18 @@ def plain_words(message: str) -> str:
 # -- people --------------------------------------------------------------------------------------
 
 
-def job_rows(jobs: Sequence[JobRecord]) -> list[list[str]]:
-    """Newest first: name, state in words, progress, and what went wrong."""
+def job_rows(jobs: Sequence[JobRecord], now: datetime | None = None) -> list[list[str]]:
+    """Newest first: name, state in words, progress, and what went wrong (or, while training, the time left
+    at the job's own measured pace)."""
+    now = now or datetime.now(timezone.utc)
     rows = []
     for job in list(reversed(jobs))[:JOBS_SHOWN]:
         progress = f"{job.step}/{job.total}" if job.total else ""
-        rows.append([job.name, STATE_WORDS.get(job.state, job.state), progress, plain_words(job.error or "")])
+        note = plain_words(job.error or "")
+        if job.state == "running" and job.started_at and job.total and 0 < job.step < job.total:
+            pace = (now - datetime.fromisoformat(job.started_at)).total_seconds() / job.step
+            note = f"{duration(pace * (job.total - job.step))} left"
+        rows.append([job.name, STATE_WORDS.get(job.state, job.state), progress, note])
     return rows
 
 
