@@ -226,6 +226,7 @@ class ComicHandlers(HandlerBase):
         looks: Any = None, request: gr.Request = None, progress: gr.Progress = gr.Progress(),
     ) -> tuple:  # fmt: skip
         """Draw every panel, letter it, lay out the pages; measure each panel's likeness."""
+        api.check_comic_text(free_style=free_style, title=title, styles=list(styles or []))  # before any work
         drafts = table.drafts_from_tables(panels, scenes, lines)
         names = self._story_cast(cast, " ".join(d.scene or d.caption for d in drafts))
         script = table.panels_of(drafts, names)

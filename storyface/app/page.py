@@ -337,13 +337,14 @@ def _wire_story(ui: SimpleNamespace, h: Handlers) -> None:
 
 
 def _wire_comic(ui: SimpleNamespace, h: Handlers) -> None:
+    device = {**DEVICE, "concurrency_limit": h.s.renders_at_once}  # 1 here; a cluster batches several at once
     settings = [ui.panels, ui.cast, ui.styles, ui.free_style, ui.title, ui.seed, ui.render_steps, ui.scenes,
                 ui.lines, ui.layout, ui.page_size, ui.rtl, ui.lettering, ui.quality, ui.loras, ui.fast_kind,
                 ui.looks]  # fmt: skip
     shown = [ui.pages, ui.panel_tiles, ui.downloads, ui.record]
     made = _on(h, ui.generate.click, h.generate, settings,
                [*shown, ui.comic_status, ui.session, ui.regenerate, ui.panel_number, ui.result_status], "comic",
-               ui.comic_status, api_name="generate", **DEVICE)  # fmt: skip
+               ui.comic_status, api_name="generate", **device)  # fmt: skip
     made.success(None, None, None, js=SCROLL_TO_RESULT)
     ui.panel_tiles.select(h.select_panel, None, ui.panel_number, api_name="select_panel",
                           api_visibility="undocumented", **LIGHT)  # fmt: skip
@@ -351,4 +352,4 @@ def _wire_comic(ui: SimpleNamespace, h: Handlers) -> None:
                            show_progress="hidden", **LIGHT)  # fmt: skip
     _on(h, ui.regenerate.click, h.regenerate_panel, [ui.panel_number, ui.session],
         [*shown, ui.result_status, ui.session], "result", ui.result_status, api_name="regenerate_panel",
-        **DEVICE)  # fmt: skip
+        **device)  # fmt: skip

@@ -7,6 +7,7 @@ result: panel tiles with their caption and a likeness badge, the redrawn one out
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -15,6 +16,8 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ..library import IdentityRecord, JobRecord
+
+log = logging.getLogger(__name__)
 
 JOBS_SHOWN = 20
 JOB_HEADERS = ["Name", "State", "Progress", "Note"]
@@ -119,12 +122,16 @@ def training_note(names: Sequence[str], rate: float | None, steps: int) -> str:
 
 
 def thumbnail(record: IdentityRecord) -> Image.Image:
-    """The library's face tile, or a plain grey one for an imported identity without a photo."""
+    """The library's face tile, or a plain grey one for an imported identity without a photo (or with a
+    damaged one: a bad file in the data folder must not break the whole page)."""
     path = record.thumb_path or record.headshot_path
-    if path is None:
-        return Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 205))
-    with Image.open(path) as im:
-        return ImageOps.fit(im.convert("RGB"), (THUMB_SIDE, THUMB_SIDE))
+    if path is not None:
+        try:
+            with Image.open(path) as im:
+                return ImageOps.fit(im.convert("RGB"), (THUMB_SIDE, THUMB_SIDE))
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:  # the tile, not the page, says so
+            log.warning("cannot show the picture of %r (%s): %s", record.name, path, exc)
+    return Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 205))
 
 
 def library_tiles(records: Sequence[IdentityRecord], cast: Sequence[str]) -> list[tuple[Image.Image, str]]:
