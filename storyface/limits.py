@@ -54,7 +54,8 @@ MAX_SEED = 2**63 - 1
 MAX_PANEL_SIDE = 2_048  # px; SDXL's native sizes are at most 1536 on a side
 MIN_PANEL_SIDE = 64
 MAX_RETRIES = 5
-MAX_PEOPLE_PER_PANEL = 4
+MAX_PEOPLE_PER_PANEL = 4  # placed in regions: four columns of 8 latent cells at SDXL's coarsest attention
+#                           grid (32 cells at 1024 px); fewer cells are too thin for a face
 
 # -- the web app ---------------------------------------------------------------------------------------
 UPLOAD_LIMIT = f"{MAX_PHOTO_BYTES // 1_000_000}mb"  # Gradio refuses a bigger upload before it reaches the disk
@@ -66,3 +67,9 @@ MIN_TOKEN_CHARS = 16  # a cluster token: 16 random characters are out of reach o
 MAX_BODY_BYTES = 48 * 1024 * 1024  # one cluster request (photos, identities and panels, base64)
 MAX_IDENTITIES_PER_REQUEST = 32  # a panel shows at most a few people; a chunk of panels a cast
 MAX_PANELS_PER_REQUEST = 16  # the client sends a page in chunks of its batch size (4 by default)
+
+# Files and answers from elsewhere
+MAX_LLM_REPLY_BYTES = 2_000_000  # a 24-panel script is a few KB; a reply this big is not one (and costs memory)
+MAX_LORAS = 8  # every fused LoRA is one pass over the weights it touches; a distillation LoRA plus a style mix
+MAX_LORA_WEIGHT = 4.0  # style LoRAs are used at 0.3-1.5 (negative for sliders); beyond +-4 is a typo (70 for 0.7)
+MAX_LORA_BYTES = 3 * 2**30  # the largest SDXL LoRAs (rank 256, every layer) are ~1.7 GB; bigger is a checkpoint

@@ -459,17 +459,20 @@ def test_the_doors_send_their_gpu_work_to_the_cluster(
         assert services.model.source == "tiny" and services.parallel_jobs == 2 and len(services._workers) == 2
         assert services.renders_at_once > 1  # pages of several users reach the cluster together
         client = Client(running.url, verbose=False)
-        client.predict(handle_file(str(grace_hopper_path)), "Grace Hopper", True, api_name="/add_person")
+        client.predict(handle_file(str(grace_hopper_path)), "Grace Hopper", True, 2, api_name="/add_person")
         client.predict(2, api_name="/train")
         deadline = time.monotonic() + 120
         while not services.library.list():
             assert time.monotonic() < deadline, f"the app's job never finished: {services.queue.list()}"
             time.sleep(0.5)
-        rows, _ = client.predict("Grace Hopper fixed a computer. Grace Hopper laughed.", ["Grace Hopper"],
-                                 api_name="/process_text")  # fmt: skip
-        page, tiles, _, record, status = client.predict(rows, ["Grace Hopper"], ["comic style"], "", "Cluster page", 3, 2,
-                                                        api_name="/generate")  # fmt: skip
-        assert len(record["panels"]) == 2 and [p["seed"] for p in record["panels"]] == [3, 4] and Path(page).is_file()
+        panels, scenes, lines, cast, _ = client.predict("Grace Hopper fixed a computer. Grace Hopper laughed.", [],
+                                                        api_name="/process_text")  # fmt: skip
+        assert cast == ["Grace Hopper"]
+        pages, tiles, _, record, status, *_ = client.predict(
+            panels=panels, cast=cast, scenes=scenes, lines=lines, styles=["comic style"], title="Cluster page",
+            seed="3", steps="2", api_name="/generate",
+        )  # fmt: skip
+        assert len(record["panels"]) == 2 and [p["seed"] for p in record["panels"]] == [3, 4] and len(pages) == 1
         assert len(services.renderer.served) >= 1  # drawn on the cluster
     finally:
         running.close()

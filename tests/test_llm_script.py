@@ -173,6 +173,6 @@ def test_deeply_nested_json_under_auto_falls_back_to_the_offline_parser(monkeypa
 
 
 def test_a_huge_reply_is_refused_before_parsing() -> None:
-    huge = httpx.Response(200, content=b" " * (llm_module.MAX_REPLY_BYTES + 1))
+    huge = httpx.Response(200, content=b" " * (llm_module.MAX_LLM_REPLY_BYTES + 1))
     with pytest.raises(LLMError, match="bytes; a panel script is a few KB"):
         parse_story_llm(STORY, CAST, SETTINGS, client=client_for(huge, huge))

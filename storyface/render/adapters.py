@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, ModelError
-from ..limits import FLOAT_TENSOR_DTYPES
+from ..limits import FLOAT_TENSOR_DTYPES, MAX_LORA_BYTES, MAX_LORA_WEIGHT, MAX_LORAS
 from .quality import DISTILL_KINDS, STYLE_KIND, check_kind, detect_kind
 
 if TYPE_CHECKING:
@@ -44,12 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_LORAS = 8  # every fused LoRA is one pass over the weights it touches at load; 8 covers a
-#                distillation LoRA plus any style mix people use, and stops a runaway list
-MAX_ABS_WEIGHT = 4.0  # style LoRAs are used at 0.3-1.5 (negative for "slider" LoRAs); beyond +-4 the
-#                       picture is saturated noise, so a larger number is a typo (70 for 0.7)
-MAX_LORA_BYTES = 3 * 2**30  # the largest SDXL LoRAs (rank 256, every layer) are ~1.7 GB; a bigger
-#                             file is a full checkpoint, which belongs in --model
 DIGEST_CHARS = 16  # 64 bits of sha256: tells files apart in a record, short enough to read
 HASH_CHUNK = 8 * 2**20  # read 8 MiB at a time: a 400 MB LoRA hashes without holding it twice
 DEFAULT_WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' name for a hub LoRA's file
@@ -71,8 +65,8 @@ class LoraMismatchError(ModelError):
 def _check_weight(weight: object) -> float:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
         raise InputError(f"LoRA weight must be a number, got {weight!r}")
-    if abs(weight) > MAX_ABS_WEIGHT:
-        raise InputError(f"LoRA weight {weight} is outside -{MAX_ABS_WEIGHT:g}..{MAX_ABS_WEIGHT:g} (style LoRAs use 0.3 to 1.5)")
+    if abs(weight) > MAX_LORA_WEIGHT:
+        raise InputError(f"LoRA weight {weight} is outside -{MAX_LORA_WEIGHT:g}..{MAX_LORA_WEIGHT:g} (style LoRAs use 0.3 to 1.5)")
     return float(weight)
 
 

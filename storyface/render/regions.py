@@ -22,11 +22,9 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from ..errors import InputError
+from ..limits import MAX_PEOPLE_PER_PANEL
 
-# Four equal columns are a quarter of the panel each: at SDXL's 1024 px the coarsest cross-attention
-# grid is 32 latent cells wide, so 8 cells per person; more people than that leave columns too thin
-# for a face SDXL can draw (and a panel that crowded reads badly anyway).
-MAX_PEOPLE = 4
+MAX_PEOPLE = MAX_PEOPLE_PER_PANEL  # limits.py says why four
 # A region narrower or shorter than a tenth of the panel holds about 3 cells of the coarsest attention
 # grid at 1024 px (1 cell on a 512 px panel): too little room to draw a face in.
 MIN_SIDE = 0.1

@@ -24,7 +24,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ..errors import InputError, StoryError
-from ..limits import MAX_PANELS
+from ..limits import MAX_LLM_REPLY_BYTES, MAX_PANELS
 from ..names import tidy
 from .answer import Answer, check_panels, structured_schema
 from .schema import Panel, PanelScript, cap_panels, check_story, clean_cast, missing_cast_warning
@@ -32,7 +32,6 @@ from .schema import Panel, PanelScript, cap_panels, check_story, clean_cast, mis
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 2  # the first answer and one retry
-MAX_REPLY_BYTES = 2_000_000  # a 24-panel script is a few KB; a reply this big is not one (and costs memory)
 FORMATS = ("json_schema", "json_object", None)  # what to ask for, best first; an HTTP 400 steps down
 SCHEMA_NAME = "comic_panel_script"
 
@@ -148,7 +147,7 @@ def _post(client: httpx.Client, settings: LLMSettings, body: dict) -> str:
         failure = f"could not reach {url} ({type(exc).__name__}: {_scrub(str(exc), key)})"
     if failure:
         raise _BadAnswer(failure)
-    if len(response.content) > MAX_REPLY_BYTES:
+    if len(response.content) > MAX_LLM_REPLY_BYTES:
         raise _BadAnswer(f"the reply is {len(response.content):,} bytes; a panel script is a few KB")
     said = _short(_scrub(response.text, key))
     if response.status_code in (401, 403):
