@@ -130,17 +130,9 @@ class ClusterRenderer:
 
     def load_identities(self, identities: Sequence[Identity]) -> dict[str, str]:
         """Check each identity against the cluster's model and keep it to send; returns name -> token."""
-        from ..identity.tokens import check_compatible
+        from ..identity.tokens import by_trigger_token
 
-        for identity in identities:
-            check_compatible(identity, self.model)
-        by_token: dict[str, Identity] = {}
-        for identity in identities:
-            other = by_token.setdefault(identity.token, identity)
-            if other is not identity and other.digest() != identity.digest():
-                raise InputError(
-                    f"{other.name!r} and {identity.name!r} share the trigger token {identity.token}; rename one of them"
-                )
+        by_token = by_trigger_token(identities, self.model)
         with self._lock:
             for token, identity in by_token.items():
                 vectors = int(next(iter(identity.embeddings.values())).shape[0])

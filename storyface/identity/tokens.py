@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -235,6 +235,21 @@ def added_tokens(token: str, n: int) -> list[str]:
     return [token] + [f"{token}_{i}" for i in range(1, n)]
 
 
+def by_trigger_token(identities: Sequence[Identity], model: Any) -> dict[str, Identity]:
+    """Each identity checked against ``model`` (family, widths), keyed by its trigger token; two
+    different people whose names make the same token are refused (one would silently replace the other)."""
+    for identity in identities:
+        check_compatible(identity, model)
+    by_token: dict[str, Identity] = {}
+    for identity in identities:
+        other = by_token.setdefault(identity.token, identity)
+        if other is not identity and other.digest() != identity.digest():
+            raise InputError(
+                f"{other.name!r} and {identity.name!r} share the trigger token {identity.token}; rename one of them"
+            )
+    return by_token
+
+
 def load_identities(model: LoadedModel, identities: Sequence[Identity]) -> list[str]:
     """Put every identity's rows into every text encoder; returns each one's trigger token.
 
@@ -250,15 +265,7 @@ def load_identities(model: LoadedModel, identities: Sequence[Identity]) -> list[
     """
     from ..safety.embeddings import check_identity_rows
 
-    for identity in identities:
-        check_compatible(identity, model)
-    by_token: dict[str, Identity] = {}
-    for identity in identities:
-        other = by_token.setdefault(identity.token, identity)
-        if other is not identity and other.digest() != identity.digest():
-            raise InputError(
-                f"{other.name!r} and {identity.name!r} share the trigger token {identity.token}; rename one of them"
-            )
+    by_token = by_trigger_token(identities, model)
     changed = {t: i for t, i in by_token.items() if model.loaded_tokens.get(t) != (i.digest(), _vectors(i))}
     for identity in changed.values():
         check_identity_rows(model, identity.name, identity.embeddings)  # refuses before anything is changed
