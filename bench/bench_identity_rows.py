@@ -29,21 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from identity_rows_table import measure, summary  # noqa: E402
+from identity_rows_table import RandomTable, measure, summary  # noqa: E402
 
 from storyface.models import EncoderSlot, load_model  # noqa: E402
 from storyface.random_models import clip_tokenizer  # noqa: E402
 from storyface.safety.embeddings import build_table  # noqa: E402
-
-
-class RandomTable(torch.nn.Module):
-    def __init__(self, width: int, seed: int) -> None:
-        super().__init__()
-        self.embedding = torch.nn.Embedding(49408, width)
-        self.embedding.weight.data = torch.randn(49408, width, generator=torch.Generator().manual_seed(seed)) * 0.02
-
-    def get_input_embeddings(self) -> torch.nn.Embedding:
-        return self.embedding
 
 
 def trained_rows(model) -> dict[str, torch.Tensor]:

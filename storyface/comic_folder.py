@@ -73,7 +73,7 @@ class PanelRecord(BaseModel):
     tiny: bool = False
     blocked: bool = False
     eta: float = Field(0.0, ge=0, le=1)
-    decoder: Literal["full", "tiny"] = "full"
+    decoder: Literal["full", "tiny"] = "full"  # render.panel.DECODERS, spelt out so reading a folder needs no torch
     sentence: str = Field("", max_length=MAX_SENTENCE_CHARS)
     characters: list[str] = Field(default_factory=list, max_length=MAX_PEOPLE_PER_PANEL * 2)
     caption: str | None = Field(None, max_length=MAX_CAPTION_CHARS)

@@ -26,6 +26,18 @@ ALWAYS_CAUGHT = ("banned words", "banned + 30% noise", "banned x3", "banned 50/5
 CAUGHT_AT_REAL_WIDTHS = ("banned + 50% noise", "mix of 2 banned", "mix of 3 banned")
 
 
+class RandomTable(torch.nn.Module):
+    """A text encoder's token table at a real width, drawn as CLIP initialises it (N(0, 0.02))."""
+
+    def __init__(self, width: int, seed: int) -> None:
+        super().__init__()
+        self.embedding = torch.nn.Embedding(49408, width)
+        self.embedding.weight.data = torch.randn(49408, width, generator=torch.Generator().manual_seed(seed)) * 0.02
+
+    def get_input_embeddings(self) -> torch.nn.Embedding:
+        return self.embedding
+
+
 def _table(slot: EncoderSlot) -> torch.Tensor:
     return slot.text_encoder.get_input_embeddings().weight.detach().float().cpu()  # [V, D]
 

@@ -9,28 +9,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from storyface.errors import StoryFaceError
 from storyface.identity.conditioning import add_time_ids
 from storyface.identity.graphed import warm_up
-from storyface.identity.train import Subject, TrainConfig, TrainingRun
+from storyface.identity.train import TrainConfig, TrainingRun
 from storyface.models import contiguous_vae_mid_blocks
 from storyface.models import load_model
+
+from subjects import small_subject
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = TrainConfig(steps=3, bank_size=2, mlp_hidden=32, probe_samples=1, resolution=64)
 
-
-def subject(name: str, seed: int) -> Subject:
-    rng = np.random.default_rng(seed)
-    face = np.zeros((64, 64), np.float32)
-    face[16:48, 20:44] = 1
-    image = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
-    return Subject(name, image, face, np.zeros_like(face), rng.standard_normal(128).astype(np.float32))
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +94,7 @@ def test_random_sdxl_has_sdxl_base_sizes():
 
 def _plain_step(model, name: str):
     """The trainer's step exactly as ``TrainingRun.step_fn`` builds it on CPU, with its pieces in reach."""
-    run = TrainingRun(model, [subject(name, 0)], QUICK.model_copy(update={"lr": 1e-3}))
+    run = TrainingRun(model, [small_subject(name, 0)], QUICK.model_copy(update={"lr": 1e-3}))
     step, opt, gen = run.eager_step()
     return step, run.parameters, opt, gen
 
@@ -122,7 +115,7 @@ def test_warm_up_leaves_no_trace(tiny):
 
 def test_graph_safe_step_tensors_are_built_once_on_the_device(tiny):
     """The trainer keeps time ids and the noise schedule on the device (a host copy cannot be graphed)."""
-    run = TrainingRun(tiny, [subject("Kw Args", 1), subject("Two People", 2)], QUICK)
+    run = TrainingRun(tiny, [small_subject("Kw Args", 1), small_subject("Two People", 2)], QUICK)
     cfg, batch = run.cfg, run.batch
     assert torch.equal(batch.time_ids, add_time_ids(tiny, cfg.resolution, cfg.resolution, 2))
     assert batch.time_ids.device == tiny.device
@@ -130,7 +123,7 @@ def test_graph_safe_step_tensors_are_built_once_on_the_device(tiny):
 
 
 def test_graph_needs_cuda(tiny):
-    run = TrainingRun(tiny, [subject("No Gpu", 3)], QUICK.model_copy(update={"graph": True}))
+    run = TrainingRun(tiny, [small_subject("No Gpu", 3)], QUICK.model_copy(update={"graph": True}))
     with pytest.raises(StoryFaceError, match="CUDA"):
         run.step_fn()
 

@@ -75,6 +75,15 @@ def test_a_flagged_image_stays_black():
     assert np.asarray(images[1]).max() == 0 and np.asarray(images[0]).min() > 150  # 0.5 in [-1, 1] is light grey
 
 
+def test_comic_records_know_the_same_decoders_as_the_renderer():
+    from typing import get_args
+
+    from storyface.comic_folder import PanelRecord
+    from storyface.render.panel import DECODERS
+
+    assert get_args(PanelRecord.model_fields["decoder"].annotation) == DECODERS
+
+
 def test_decoder_and_compile_mistakes_fail_before_any_lora_is_read(renderer, tmp_path):
     with pytest.raises(InputError, match="unknown decoder 'taesd'.*full, tiny"):
         RenderConfig(decoder="taesd")

@@ -7,14 +7,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from storyface.api import ComicFolder, make_comic, plan_prompts, redraw_panel
 from storyface.identity.tokens import Identity, load_identities, load_identity, save_identity
-from storyface.identity.train import Subject, TrainConfig, train_identities
+from storyface.identity.train import TrainConfig, train_identities
 from storyface.models import EncoderSlot, load_model
 from storyface.random_models import clip_tokenizer
 from storyface.render.generate import RenderConfig, Renderer
@@ -23,20 +21,13 @@ from storyface.safety import embeddings
 from storyface.safety.embeddings import COS_FLOOR, build_table, chance_limit, limit_for, table_for
 from storyface.story.schema import Panel
 
+from subjects import synthetic_subject
+
 sys.path.insert(0, str(Path(__file__).parent))
-from identity_rows_table import ALWAYS_CAUGHT, CAUGHT_AT_REAL_WIDTHS, HONEST, measure, summary  # noqa: E402
+from identity_rows_table import ALWAYS_CAUGHT, CAUGHT_AT_REAL_WIDTHS, HONEST, RandomTable, measure, summary  # noqa: E402
 
 TRAIN = TrainConfig(steps=20, bank_size=4, mlp_hidden=64, probe_samples=1)
 
-
-def synthetic_subject(name: str, seed: int) -> Subject:
-    rng = np.random.default_rng(seed)
-    face = np.zeros((256, 256), np.float32)
-    face[70:190, 80:176] = 1
-    hair = np.zeros((256, 256), np.float32)
-    hair[30:70, 70:186] = 1
-    image = Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
-    return Subject(name, image, face, hair, rng.standard_normal(128).astype(np.float32))
 
 
 @pytest.fixture(scope="module")
@@ -101,18 +92,6 @@ def test_tiny_model_honest_rows_pass_and_banned_ones_do_not(tiny, trained):
         scores = measure(slot, table, trained=trained[slot.key])
         _check(slot.key, table.threshold, scores, ALWAYS_CAUGHT[:3])
         assert float(scores["trained identities"].max()) < table.threshold - 0.1
-
-
-class RandomTable(torch.nn.Module):
-    """A text encoder's token table at a real width, drawn as CLIP initialises it (N(0, 0.02))."""
-
-    def __init__(self, width: int, seed: int) -> None:
-        super().__init__()
-        self.embedding = torch.nn.Embedding(49408, width)
-        self.embedding.weight.data = torch.randn(49408, width, generator=torch.Generator().manual_seed(seed)) * 0.02
-
-    def get_input_embeddings(self) -> torch.nn.Embedding:
-        return self.embedding
 
 
 @pytest.mark.parametrize(("key", "width"), [("clip_l", 768), ("clip_g", 1280)])

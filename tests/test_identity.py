@@ -5,13 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from storyface.identity.conditioning import add_time_ids, encode_prompts, token_ids, tokenize, unet_kwargs
 from storyface.identity.prior import IdentityPrior, celeb_names, celeb_stats
 from storyface.identity.tokens import Identity, load_identity, load_into_pipeline, save_identity
 from storyface.identity.train import (
-    Subject,
     TrainConfig,
     TrainingCancelled,
     TrainingRun,
@@ -21,16 +19,8 @@ from storyface.identity.train import (
 from storyface.models import load_model
 from storyface.random_models import build_tiny_pipeline
 
+from subjects import synthetic_subject
 
-def synthetic_subject(name: str, seed: int) -> Subject:
-    """A textured 'face' with masks: enough for the loss to have something to fit."""
-    rng = np.random.default_rng(seed)
-    img = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
-    face = np.zeros((256, 256), np.float32)
-    face[70:190, 80:176] = 1
-    hair = np.zeros((256, 256), np.float32)
-    hair[30:70, 70:186] = 1
-    return Subject(name, Image.fromarray(img), face, hair, rng.standard_normal(128).astype(np.float32))
 
 
 @pytest.fixture(scope="module", params=["tiny", "tiny-sd2"])

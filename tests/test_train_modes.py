@@ -13,26 +13,19 @@ from __future__ import annotations
 import os
 import shutil
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from storyface.identity.train import Subject, TrainConfig, TrainingRun, train_identities
+from storyface.identity.train import TrainConfig, TrainingRun, train_identities
 from storyface.identity.unet_modes import repeated_blocks, saved_bytes, unet_modes, wants_checkpoint, wants_compile
 from storyface.models import load_model
+
+from subjects import small_subject
 
 HAS_CXX = any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c)
 QUICK = TrainConfig(steps=3, bank_size=2, mlp_hidden=32, probe_samples=1, resolution=64, lr=1e-3)
 COMPILED_RTOL = 1e-5
 
-
-def subject(name: str, seed: int) -> Subject:
-    rng = np.random.default_rng(seed)
-    face = np.zeros((64, 64), np.float32)
-    face[16:48, 20:44] = 1
-    image = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
-    return Subject(name, image, face, np.zeros_like(face), rng.standard_normal(128).astype(np.float32))
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +46,7 @@ def loss_and_grads(run: TrainingRun, **modes: bool) -> tuple[torch.Tensor, list[
 
 
 def test_checkpointed_blocks_give_the_same_loss_and_gradients_and_keep_less(tiny):
-    run = TrainingRun(tiny, [subject("Ada Check", 0), subject("Bo Point", 1)], QUICK)
+    run = TrainingRun(tiny, [small_subject("Ada Check", 0), small_subject("Bo Point", 1)], QUICK)
     loss, grads, kept = loss_and_grads(run, compile=False, checkpoint=False)
     loss_ck, grads_ck, kept_ck = loss_and_grads(run, compile=False, checkpoint=True)
     assert torch.equal(loss_ck, loss)  # the recompute runs the same kernels on the same inputs
@@ -63,7 +56,7 @@ def test_checkpointed_blocks_give_the_same_loss_and_gradients_and_keep_less(tiny
 
 
 def test_checkpointed_training_learns_the_same_identities(tiny):
-    people = [subject("Cy Same", 2)]
+    people = [small_subject("Cy Same", 2)]
     quick = QUICK.model_copy(update={"steps": 2})
     plain = train_identities(tiny, people, quick.model_copy(update={"checkpoint": False}))
     checked = train_identities(tiny, people, quick.model_copy(update={"checkpoint": True}))
@@ -95,10 +88,10 @@ def test_modes_apply_inside_only_and_put_back_what_was_there(tiny):
 
 def test_defaults_compile_off_and_checkpoint_several_people_on_cuda(tiny):
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert not wants_compile(None, cuda) and not wants_compile(None, cpu) and wants_compile(True, cpu)
+    assert not wants_compile(None) and not wants_compile(False) and wants_compile(True)  # on CUDA too
     assert not wants_checkpoint(None, 1, cuda) and wants_checkpoint(None, 2, cuda)
     assert not wants_checkpoint(None, 4, cpu) and wants_checkpoint(True, 1, cpu) and not wants_checkpoint(False, 4, cuda)
-    run = TrainingRun(tiny, [subject("Ed Auto", 4), subject("Flo Auto", 5)], QUICK)
+    run = TrainingRun(tiny, [small_subject("Ed Auto", 4), small_subject("Flo Auto", 5)], QUICK)
     assert (run.compile, run.checkpoint) == (False, False)  # CPU: both off unless asked
 
 
@@ -130,7 +123,7 @@ def test_compiled_step_matches_eager_and_uses_the_cache_folder(tiny, isolated_in
     """
     from torch._dynamo.utils import counters
 
-    people = [subject("Gus Compiled", 6)]
+    people = [small_subject("Gus Compiled", 6)]
     results = {}
     for compile, checkpoint in ((False, False), (True, False), (True, True)):
         graphs_before = counters["stats"]["unique_graphs"]

@@ -10,10 +10,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import InputError
-from ..render.compile import COMPILE_MODES
-from ..render.decoders import check_decoder
+from ..render.compile import check_compile_mode
 from ..render.generate import RenderConfig, Renderer
+from ..render.panel import check_decoder
 from ..render.quality import QualityPreset, quality_preset
 
 
@@ -41,8 +40,8 @@ def render_settings(
     compile cache under the data folder. Both are checked before any LoRA is read.
     """
     check_decoder(decoder)
-    if compile is not None and compile not in COMPILE_MODES:
-        raise InputError(f"unknown compile mode {compile!r}; choose one of: {', '.join(COMPILE_MODES)}")
+    if compile is not None:
+        check_compile_mode(compile)
     fused = renderer.use_loras(list(loras), permanent=permanent) if loras or renderer.model.loras else []
     preset = quality_preset(quality, fused, steps=steps, kind=kind)
     config = preset.render_config(RenderConfig(width=size, height=size, decoder=decoder))

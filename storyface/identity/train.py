@@ -148,7 +148,7 @@ class TrainingRun:
     def __init__(self, model: LoadedModel, subjects: list[Subject], config: TrainConfig = TrainConfig()) -> None:
         self.model, self.subjects = model, list(subjects)
         self.cfg = cfg = config.resolved(model)
-        self.compile = wants_compile(cfg.compile, model.device)
+        self.compile = wants_compile(cfg.compile)
         self.checkpoint = wants_checkpoint(cfg.checkpoint, len(self.subjects), model.device)
         self.block_types: tuple[str, ...] = BLOCK_TYPES  # which blocks compile/checkpoint acts on
         names = celeb_names()

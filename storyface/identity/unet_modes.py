@@ -54,10 +54,11 @@ RECOMPILE_LIMIT = 64  # dynamo's default (8 per code object) is shared by every 
 _COMPILED_ATTR = "_storyface_train_compiled"  # a block's own compiled callable, made once and reused
 
 
-def wants_compile(setting: bool | None, device: torch.device) -> bool:
+def wants_compile(setting: bool | None) -> bool:
     """``None`` means off: measured on the H200 (2026-11-29), compiled blocks save 8-11% a step (33.4 vs
-    36.4 ms at one identity) but cost 5 s (warm cache) to 15 s (cold) per process, so a fresh process
-    trains faster without (41.5 s vs 50.5 s wall); ask for it (``compile=True``) in a long-lived worker."""
+    36.4 ms at one identity) but a fresh process pays for them at capture (3.8 s with a warm cache,
+    15-19 s cold), so it trains faster without (41.5-44.8 s wall vs 48.2 s with a warm cache); ask for
+    it (``compile=True``) in a long-lived worker."""
     return False if setting is None else bool(setting)
 
 

@@ -121,6 +121,11 @@ def enable_compile_cache(folder: str | os.PathLike | None = None) -> CompileCach
     return cache
 
 
+def check_compile_mode(mode: str) -> None:
+    if mode not in COMPILE_MODES:
+        raise InputError(f"unknown compile mode {mode!r}; choose one of: {', '.join(COMPILE_MODES)}")
+
+
 def compile_unet(pipe: Any, mode: CompileMode = "regional", fullgraph: bool = False, dynamic: bool | None = None) -> int:
     """Compile the pipeline's UNet in place with default-mode ``torch.compile``; returns modules compiled.
 
@@ -131,8 +136,7 @@ def compile_unet(pipe: Any, mode: CompileMode = "regional", fullgraph: bool = Fa
     weight update needs no recompile. Compile after loading LoRAs that add or drop PEFT wrappers
     (``permanent=True`` or removal change the module tree, which costs one recompile).
     """
-    if mode not in COMPILE_MODES:
-        raise InputError(f"unknown compile mode {mode!r}; choose one of: {', '.join(COMPILE_MODES)}")
+    check_compile_mode(mode)
     unet = pipe.unet
     options: dict[str, Any] = {"fullgraph": fullgraph, "dynamic": dynamic}  # mode=None: inductor's default
     if mode == "whole":

@@ -29,13 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DECODERS = ("full", "tiny")
 TINY_DECODER_SOURCES = {"sdxl": "madebyollin/taesdxl", "sd2": "madebyollin/taesd"}  # family -> hub id
-
-
-def check_decoder(name: str) -> None:
-    if name not in DECODERS:
-        raise InputError(f"unknown decoder {name!r}; choose one of: {', '.join(DECODERS)}")
 
 
 def _random_tiny_decoder(seed: int = 0) -> Any:

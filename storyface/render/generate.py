@@ -20,6 +20,7 @@ import torch
 
 from ..errors import InputError
 from ..safety.policy import ContentPolicyError
+from .decoders import decode_latents, load_tiny_decoder, to_pil
 from .panel import (  # noqa: F401  (re-exported: the render stage's public names)
     SCHEDULER_OVERRIDES,
     SCHEDULERS,
@@ -90,8 +91,6 @@ class Renderer:
     def use_tiny_decoder(self, source: str | None = None) -> None:
         """Load the tiny decoder now (hub id or folder; default: the family's TAESD) for configs with
         ``decoder="tiny"``; a door calls this so a missing decoder fails before any panel is drawn."""
-        from .decoders import load_tiny_decoder
-
         with self._lock:
             self._tiny_decoder = load_tiny_decoder(self.model, source)
 
@@ -228,8 +227,6 @@ class Renderer:
                 callback_on_step_end=on_step,
                 **kwargs,
             )
-        from .decoders import decode_latents, to_pil
-
         if tiny:
             return decode_latents(self.model.pipe, self._tiny_decoder, result.images)
         flagged = getattr(result, "nsfw_content_detected", None) or [False] * len(result.images)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from ..errors import InputError, StoryFaceError
 from ..limits import MAX_GUIDANCE, MAX_PANEL_SIDE, MAX_PANELS, MAX_PROMPT_CHARS, MAX_RENDER_BATCH, MAX_RENDER_STEPS, MAX_SEED
-from .decoders import check_decoder
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -40,6 +39,9 @@ SCHEDULER_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 Progress = Callable[[int, int], None]
+# "full": the model's own VAE; "tiny": TAESD, a small distilled decoder (render.decoders says why)
+Decoder = Literal["full", "tiny"]
+DECODERS: tuple[str, ...] = get_args(Decoder)
 
 
 class RenderCancelled(StoryFaceError):
@@ -53,6 +55,11 @@ class RenderCancelled(StoryFaceError):
 def _check_scheduler(name: str) -> None:
     if name not in SCHEDULERS:
         raise InputError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}")
+
+
+def check_decoder(name: str) -> None:
+    if name not in DECODERS:
+        raise InputError(f"unknown decoder {name!r}; choose one of: {', '.join(DECODERS)}")
 
 
 def _check_seed(seed: object) -> None:
@@ -72,7 +79,7 @@ class RenderConfig:
     batch_size: int = 4
     seed: int = 0  # panel i gets seed + i unless seeds are given
     eta: float = 0.0  # DDIM/TCD stochasticity (TCD's gamma); the schedulers without it ignore it
-    decoder: str = "full"  # "tiny": TAESD decodes the latents (render.decoders); faster, softer detail
+    decoder: Decoder = "full"  # "tiny": TAESD decodes the latents (render.decoders); faster, softer detail
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= MAX_RENDER_STEPS:
@@ -115,7 +122,7 @@ class PanelImage:
     tiny: bool = False
     blocked: bool = False  # the model's own safety checker flagged it; the image is black
     eta: float = 0.0
-    decoder: str = "full"
+    decoder: Decoder = "full"
 
     def config(self) -> RenderConfig:
         return RenderConfig(
@@ -159,14 +166,14 @@ def _normalise_inputs(
         raise InputError("prompts must be a list of strings, one per panel")
     n = len(prompts)
     if n > MAX_PANELS:
-        raise InputError(f"{n} prompts in one render; at most {MAX_PANELS} (a page's worth, several times over)")
-    for what, texts in (("prompt", prompts), ("negative prompt", [negative_prompts] if isinstance(negative_prompts, str) else negative_prompts)):
-        longest = max((len(t) for t in texts if isinstance(t, str)), default=0)
-        if longest > MAX_PROMPT_CHARS:
-            raise InputError(f"a {what} of {longest:,} characters; keep each to {MAX_PROMPT_CHARS:,}")
+        raise InputError(f"{n} prompts in one render; at most {MAX_PANELS} (a long comic's worth)")
     negatives = [negative_prompts] * n if isinstance(negative_prompts, str) else list(negative_prompts)
     if len(negatives) != n or not all(isinstance(p, str) for p in negatives):
         raise InputError(f"got {len(negatives)} negative prompts for {n} panels; give one string or one per panel")
+    for what, texts in (("prompt", prompts), ("negative prompt", negatives)):
+        longest = max(map(len, texts), default=0)
+        if longest > MAX_PROMPT_CHARS:
+            raise InputError(f"a {what} of {longest:,} characters; keep each to {MAX_PROMPT_CHARS:,}")
     seeds = [base_seed + i for i in range(n)] if seeds is None else list(seeds)
     if len(seeds) != n:
         raise InputError(f"got {len(seeds)} seeds for {n} panels; give one per panel or none")

@@ -11,6 +11,7 @@ records it. torch and transformers are imported only when a checker is built.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -68,8 +69,6 @@ class ImageSafetyChecker:
     def from_env(cls, device: str = "cpu") -> ImageSafetyChecker | None:
         """The classifier named by ``STORYFACE_IMAGE_CHECKER``, or None when it is not set; the doors
         read it once, with the content policy, and hand it to the renderer."""
-        import os
-
         name = os.environ.get(ENV_VAR, "").strip()
         return cls(name, device=device) if name else None
 
